@@ -1,0 +1,281 @@
+//! The policy file: YAML in, validated [`Policy`] out. Every key is optional; unknown
+//! keys and out-of-range values are errors that name the key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::policy::{Mode, NamespaceOverride, Policy, Rounding, RuleId, default_rule_mode};
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("policy file {origin}: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("policy file {origin}: {key}: {problem}")]
+    Invalid { origin: String, key: String, problem: String },
+}
+
+/// The default policy, with a comment on every key (`deployguard config default`).
+pub const DEFAULT_POLICY_YAML: &str = include_str!("default-policy.yaml");
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PolicyFile {
+    default_mode: Option<Mode>,
+    rules: Option<BTreeMap<String, Mode>>,
+    excluded_namespaces: Option<Vec<String>>,
+    namespace_overrides: Option<BTreeMap<String, OverrideFile>>,
+    exemptions: Option<ExemptionsFile>,
+    controller_owned_pods: Option<ControllerOwnedFile>,
+    go_runtime: Option<GoRuntimeFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OverrideFile {
+    default_mode: Option<Mode>,
+    rules: Option<BTreeMap<String, Mode>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ExemptionsFile {
+    allow_annotation: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ControllerOwnedFile {
+    max_mode: Option<Mode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct GoRuntimeFile {
+    enabled: Option<bool>,
+    mutate_templates: Option<bool>,
+    gomaxprocs: Option<GoMaxProcsFile>,
+    gomemlimit: Option<GoMemLimitFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct GoMaxProcsFile {
+    inject: Option<bool>,
+    rounding: Option<RoundingFile>,
+    minimum: Option<i64>,
+    fallback_to_request: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RoundingFile {
+    Ceil,
+    Floor,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct GoMemLimitFile {
+    inject: Option<bool>,
+    ratio: Option<f64>,
+}
+
+/// Reads and validates a policy file.
+pub fn load_policy(path: &Path) -> Result<Policy, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    parse_policy(&text, &path.display().to_string())
+}
+
+/// Parses and validates policy YAML; `origin` names it in errors.
+pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
+    let file: Option<PolicyFile> = serde_saphyr::from_str(text)
+        .map_err(|error| ConfigError::Syntax { origin: origin.to_owned(), message: error.to_string() })?;
+    let invalid = |key: String, problem: String| ConfigError::Invalid { origin: origin.to_owned(), key, problem };
+    let file = file.unwrap_or_default();
+    let mut policy = Policy::default();
+    if let Some(mode) = file.default_mode {
+        policy.default_mode = mode;
+    }
+    if let Some(rules) = file.rules {
+        policy.rules.extend(rule_modes(rules, "rules").map_err(|(k, p)| invalid(k, p))?);
+    }
+    if let Some(namespaces) = file.excluded_namespaces {
+        policy.excluded_namespaces = namespace_set(namespaces).map_err(|(k, p)| invalid(k, p))?;
+    }
+    if let Some(overrides) = file.namespace_overrides {
+        for (namespace, over) in overrides {
+            let key = format!("namespaceOverrides.{namespace}");
+            check_namespace_name(&namespace).map_err(|p| invalid(key.clone(), p))?;
+            let rules = rule_modes(over.rules.unwrap_or_default(), &format!("{key}.rules")).map_err(|(k, p)| invalid(k, p))?;
+            policy.namespace_overrides.insert(namespace, NamespaceOverride { default_mode: over.default_mode, rules });
+        }
+    }
+    if let Some(allow) = file.exemptions.and_then(|e| e.allow_annotation) {
+        policy.allow_exemption_annotation = allow;
+    }
+    if let Some(mode) = file.controller_owned_pods.and_then(|c| c.max_mode) {
+        policy.controller_owned_max_mode = mode;
+    }
+    if let Some(go) = file.go_runtime {
+        let settings = &mut policy.go_runtime;
+        settings.enabled = go.enabled.unwrap_or(settings.enabled);
+        settings.mutate_templates = go.mutate_templates.unwrap_or(settings.mutate_templates);
+        if let Some(procs) = go.gomaxprocs {
+            let target = &mut settings.gomaxprocs;
+            target.inject = procs.inject.unwrap_or(target.inject);
+            target.fallback_to_request = procs.fallback_to_request.unwrap_or(target.fallback_to_request);
+            if let Some(rounding) = procs.rounding {
+                target.rounding = match rounding {
+                    RoundingFile::Ceil => Rounding::Ceil,
+                    RoundingFile::Floor => Rounding::Floor,
+                };
+            }
+            if let Some(minimum) = procs.minimum {
+                target.minimum = u32::try_from(minimum)
+                    .ok()
+                    .filter(|m| (1..=1024).contains(m))
+                    .ok_or_else(|| invalid("goRuntime.gomaxprocs.minimum".into(), format!("{minimum} is not between 1 and 1024")))?;
+            }
+        }
+        if let Some(memory) = go.gomemlimit {
+            let target = &mut settings.gomemlimit;
+            target.inject = memory.inject.unwrap_or(target.inject);
+            if let Some(ratio) = memory.ratio {
+                if !(0.5..=1.0).contains(&ratio) {
+                    return Err(invalid("goRuntime.gomemlimit.ratio".into(), format!("{ratio} is not between 0.5 and 1.0")));
+                }
+                // Millionths keep the arithmetic exact; finer ratios are rounded.
+                target.ratio_millionths = (ratio * 1_000_000.0).round() as u32;
+            }
+        }
+    }
+    Ok(policy)
+}
+
+fn rule_modes(rules: BTreeMap<String, Mode>, key: &str) -> Result<BTreeMap<RuleId, Mode>, (String, String)> {
+    rules
+        .into_iter()
+        .map(|(id, mode)| match RuleId::parse(&id).filter(|rule| default_rule_mode(*rule).is_some()) {
+            Some(rule) => Ok((rule, mode)),
+            None if id == RuleId::GoRuntimeInjection.as_str() => Err((
+                format!("{key}.{id}"),
+                "the mutation is switched by goRuntime.enabled, not by a mode".to_owned(),
+            )),
+            None => Err((format!("{key}.{id}"), format!("unknown rule; known rules: {}", known_rules()))),
+        })
+        .collect()
+}
+
+fn known_rules() -> String {
+    RuleId::ALL
+        .into_iter()
+        .filter(|rule| default_rule_mode(*rule).is_some())
+        .map(RuleId::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn namespace_set(namespaces: Vec<String>) -> Result<BTreeSet<String>, (String, String)> {
+    namespaces
+        .into_iter()
+        .enumerate()
+        .map(|(index, name)| {
+            check_namespace_name(&name).map_err(|problem| (format!("excludedNamespaces[{index}]"), problem))?;
+            Ok(name)
+        })
+        .collect()
+}
+
+/// Namespace names are DNS labels: a typo here would silently exclude nothing.
+fn check_namespace_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if valid { Ok(()) } else { Err(format!("{name:?} is not a valid namespace name")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Policy, ConfigError> {
+        parse_policy(text, "test.yaml")
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn default_file_is_the_default_policy() {
+        assert_eq!(parse(DEFAULT_POLICY_YAML).unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn empty_file_is_the_default_policy() {
+        assert_eq!(parse("").unwrap(), Policy::default());
+        assert_eq!(parse("# nothing\n").unwrap(), Policy::default());
+        assert_eq!(parse("{}").unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let policy = parse(
+            "defaultMode: warn\nrules:\n  cpu-limit: off\n  probe-settings: enforce\nexcludedNamespaces: [infra]\n\
+             namespaceOverrides:\n  legacy:\n    defaultMode: audit\n    rules: {memory-limit: warn}\n\
+             exemptions: {allowAnnotation: true}\ncontrollerOwnedPods: {maxMode: warn}\n\
+             goRuntime:\n  enabled: false\n  mutateTemplates: true\n  gomaxprocs: {inject: false, rounding: floor, minimum: 1, fallbackToRequest: true}\n  gomemlimit: {inject: false, ratio: 0.75}\n",
+        )
+        .unwrap();
+        assert_eq!(policy.default_mode, Mode::Warn);
+        assert_eq!(policy.rules[&RuleId::CpuLimit], Mode::Off);
+        assert_eq!(policy.rules[&RuleId::ProbeSettings], Mode::Enforce);
+        assert_eq!(policy.rules[&RuleId::LivenessProbe], Mode::Enforce, "unlisted rules keep their default");
+        assert_eq!(policy.excluded_namespaces, BTreeSet::from(["infra".to_owned()]));
+        let legacy = &policy.namespace_overrides["legacy"];
+        assert_eq!(legacy.default_mode, Some(Mode::Audit));
+        assert_eq!(legacy.rules[&RuleId::MemoryLimit], Mode::Warn);
+        assert!(policy.allow_exemption_annotation);
+        assert_eq!(policy.controller_owned_max_mode, Mode::Warn);
+        let go = &policy.go_runtime;
+        assert!(!go.enabled && go.mutate_templates);
+        assert!(!go.gomaxprocs.inject && go.gomaxprocs.fallback_to_request);
+        assert_eq!((go.gomaxprocs.rounding, go.gomaxprocs.minimum), (Rounding::Floor, 1));
+        assert_eq!((go.gomemlimit.inject, go.gomemlimit.ratio_millionths), (false, 750_000));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        assert!(error("defaultMod: warn").contains("defaultMod"), "{}", error("defaultMod: warn"));
+        assert!(error("goRuntime:\n  gomaxprocs:\n    rounding: ceil\n    minimun: 1\n").contains("minimun"));
+        let unknown_rule = error("rules:\n  cpu-limits: warn\n");
+        assert!(unknown_rule.contains("rules.cpu-limits: unknown rule; known rules: liveness-probe"), "{unknown_rule}");
+        let ns_rule = error("namespaceOverrides:\n  team-a:\n    rules: {probes: off}\n");
+        assert!(ns_rule.contains("namespaceOverrides.team-a.rules.probes"), "{ns_rule}");
+        assert!(error("rules: {go-runtime-injection: off}").contains("goRuntime.enabled"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(error("defaultMode: deny").contains("deny"), "{}", error("defaultMode: deny"));
+        let ratio = error("goRuntime: {gomemlimit: {ratio: 1.5}}");
+        assert!(ratio.contains("goRuntime.gomemlimit.ratio: 1.5 is not between 0.5 and 1.0"), "{ratio}");
+        assert!(error("goRuntime: {gomaxprocs: {minimum: 0}}").contains("goRuntime.gomaxprocs.minimum: 0"));
+        assert!(error("goRuntime: {gomaxprocs: {rounding: round}}").contains("round"));
+        assert!(error("excludedNamespaces: [Kube-System]").contains("excludedNamespaces[0]"));
+    }
+
+    #[test]
+    fn yaml_off_is_a_mode_not_a_boolean() {
+        assert_eq!(parse("rules: {cpu-limit: off}").unwrap().rules[&RuleId::CpuLimit], Mode::Off);
+        assert_eq!(parse("defaultMode: off").unwrap().default_mode, Mode::Off);
+    }
+}

@@ -1,0 +1,9 @@
+//! deployguard: a Kubernetes admission webhook that requires health probes and resource
+//! limits and sizes the Go runtime to its container.
+//!
+//! The policy engine ([`policy`]) is pure; [`workload`] finds pod specs in objects,
+//! [`patch`] turns injections into RFC 6902 operations, and [`admission`] answers
+//! AdmissionReviews. The server and the CLI are thin doors onto these.
+
+pub mod config;
+pub mod policy;

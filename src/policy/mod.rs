@@ -1,0 +1,272 @@
+//! The policy engine: pure (no IO, no async, no clock). Given a validated [`Policy`] and
+//! a [`Subject`] (one pod spec in its context) it returns findings and the Go runtime
+//! environment to inject. The server and the CLI both call exactly this.
+
+pub mod finding;
+pub mod gomemlimit;
+pub mod podspec;
+pub mod quantity;
+mod rules;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use finding::{Finding, Mode, RuleId};
+pub use podspec::{ContainerRole, ContainerView, PodSpecView, SpecError};
+pub use rules::goruntime::{ContainerInjection, InjectedVar};
+
+/// Annotation listing rules to exempt an object from (honoured only when allowed).
+pub const EXEMPT_ANNOTATION: &str = "deployguard.io/exempt";
+/// Annotation on a pod (or pod template) that turns Go runtime injection off: `"off"`.
+pub const GO_RUNTIME_ANNOTATION: &str = "deployguard.io/go-runtime";
+/// Annotation on a pod (or pod template) naming containers to leave uninjected: `"a,b"`.
+pub const GO_RUNTIME_SKIP_ANNOTATION: &str = "deployguard.io/go-runtime-skip";
+/// Annotation the mutation writes to record what it injected.
+pub const INJECTED_ANNOTATION: &str = "deployguard.io/injected";
+
+/// How GOMAXPROCS is rounded from a fractional CPU limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounding {
+    Ceil,
+    Floor,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoMaxProcsSettings {
+    pub inject: bool,
+    pub rounding: Rounding,
+    pub minimum: u32,
+    /// With no CPU limit, derive GOMAXPROCS from the CPU request instead.
+    pub fallback_to_request: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoMemLimitSettings {
+    pub inject: bool,
+    /// GOMEMLIMIT = floor(memory limit × ratio); stored in millionths to stay exact.
+    pub ratio_millionths: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoRuntimeSettings {
+    pub enabled: bool,
+    /// Mutate pod templates of workload controllers too, not only Pods.
+    pub mutate_templates: bool,
+    pub gomaxprocs: GoMaxProcsSettings,
+    pub gomemlimit: GoMemLimitSettings,
+}
+
+/// Per-namespace replacements for the global modes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceOverride {
+    pub default_mode: Option<Mode>,
+    pub rules: BTreeMap<RuleId, Mode>,
+}
+
+/// A validated policy. Build it with [`crate::config::parse_policy`] or [`Policy::default`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Cap on every rule's mode (`warn` rolls out everything as warnings first).
+    pub default_mode: Mode,
+    pub rules: BTreeMap<RuleId, Mode>,
+    pub excluded_namespaces: BTreeSet<String>,
+    pub namespace_overrides: BTreeMap<String, NamespaceOverride>,
+    pub allow_exemption_annotation: bool,
+    /// Pods owned by a controller are judged at most in this mode: their template was
+    /// judged already, and a denial would stop a controller replacing pods.
+    pub controller_owned_max_mode: Mode,
+    pub go_runtime: GoRuntimeSettings,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        let rules = RuleId::ALL
+            .into_iter()
+            .filter_map(|rule| default_rule_mode(rule).map(|mode| (rule, mode)))
+            .collect();
+        Policy {
+            default_mode: Mode::Enforce,
+            rules,
+            excluded_namespaces: ["kube-system", "kube-public", "kube-node-lease"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            namespace_overrides: BTreeMap::new(),
+            allow_exemption_annotation: false,
+            controller_owned_max_mode: Mode::Audit,
+            go_runtime: GoRuntimeSettings {
+                enabled: true,
+                mutate_templates: false,
+                gomaxprocs: GoMaxProcsSettings {
+                    inject: true,
+                    rounding: Rounding::Ceil,
+                    minimum: 2,
+                    fallback_to_request: false,
+                },
+                gomemlimit: GoMemLimitSettings { inject: true, ratio_millionths: 900_000 },
+            },
+        }
+    }
+}
+
+/// The default mode of each validation rule (DESIGN §3); `None` for the mutation rule,
+/// which is switched by `goRuntime.enabled` instead.
+pub fn default_rule_mode(rule: RuleId) -> Option<Mode> {
+    match rule {
+        RuleId::ProbeSettings | RuleId::CpuRequest | RuleId::MemoryRequest => Some(Mode::Warn),
+        RuleId::GoRuntimeInjection => None,
+        _ => Some(Mode::Enforce),
+    }
+}
+
+/// One pod spec to judge, with the context that changes how it is judged.
+#[derive(Debug, Clone)]
+pub struct Subject<'a> {
+    pub namespace: &'a str,
+    pub spec: &'a PodSpecView<'a>,
+    /// A Job or CronJob template: probe rules do not apply.
+    pub batch: bool,
+    /// A Pod with an `ownerReferences` entry marked `controller: true`.
+    pub controller_owned: bool,
+    /// The object's `deployguard.io/exempt` annotation.
+    pub exempt_annotation: Option<&'a str>,
+    /// The pod's (or template's) `deployguard.io/go-runtime` annotation.
+    pub go_runtime_annotation: Option<&'a str>,
+    /// The pod's (or template's) `deployguard.io/go-runtime-skip` annotation.
+    pub go_runtime_skip_annotation: Option<&'a str>,
+}
+
+/// The outcome of judging one subject.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Judgement {
+    /// Findings whose mode is not `off`, in container order.
+    pub findings: Vec<Finding>,
+    /// Rules the exemption annotation switched off (honoured exemptions).
+    pub exempted: Vec<RuleId>,
+    /// The object carries an exemption annotation the policy does not allow.
+    pub exemption_refused: bool,
+    /// Rule ids in the exemption annotation that are not rules.
+    pub unknown_exemptions: Vec<String>,
+    /// The namespace is excluded: nothing was judged.
+    pub excluded: bool,
+}
+
+impl Judgement {
+    pub fn has_enforced(&self) -> bool {
+        self.findings.iter().any(|f| f.mode == Mode::Enforce)
+    }
+
+    pub fn with_mode(&self, mode: Mode) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.mode == mode)
+    }
+}
+
+/// What the exemption annotation asks for, after the policy had its say.
+struct Exemptions {
+    honoured: Vec<RuleId>,
+    refused: bool,
+    unknown: Vec<String>,
+}
+
+impl Policy {
+    /// The mode of `rule` in `namespace`, before per-finding caps.
+    pub fn mode_for(&self, rule: RuleId, namespace: &str) -> Mode {
+        let over = self.namespace_overrides.get(namespace);
+        let base = over
+            .and_then(|o| o.rules.get(&rule))
+            .or_else(|| self.rules.get(&rule))
+            .copied()
+            .unwrap_or(Mode::Off);
+        let cap = over.and_then(|o| o.default_mode).unwrap_or(self.default_mode);
+        base.min(cap)
+    }
+
+    pub fn is_excluded(&self, namespace: &str) -> bool {
+        self.excluded_namespaces.contains(namespace)
+    }
+
+    /// Judges one pod spec against every validation rule.
+    pub fn judge(&self, subject: &Subject<'_>) -> Judgement {
+        if self.is_excluded(subject.namespace) {
+            return Judgement { excluded: true, ..Judgement::default() };
+        }
+        let exemptions = self.exemptions(subject.exempt_annotation);
+        let mut raw = Vec::new();
+        for container in &subject.spec.containers {
+            let probes_apply = container.role.gets_probe_rules() && !subject.batch && !is_batch_restart(subject.spec);
+            if probes_apply {
+                rules::probes::check(container, &mut raw);
+            }
+            rules::resources::check(container, subject.spec, &mut raw);
+            rules::goruntime::check_env(container, subject.spec, &self.go_runtime, &mut raw);
+        }
+        let findings = raw
+            .into_iter()
+            .filter(|finding| !exemptions.honoured.contains(&finding.rule))
+            .filter_map(|mut finding| {
+                let mut mode = self.mode_for(finding.rule, subject.namespace).min(finding.mode);
+                if subject.controller_owned {
+                    mode = mode.min(self.controller_owned_max_mode);
+                }
+                finding.mode = mode;
+                (mode != Mode::Off).then_some(finding)
+            })
+            .collect();
+        Judgement {
+            findings,
+            exempted: exemptions.honoured,
+            exemption_refused: exemptions.refused,
+            unknown_exemptions: exemptions.unknown,
+            excluded: false,
+        }
+    }
+
+    /// The Go runtime variables to add to each container, never overriding what the user set.
+    pub fn injections<'a>(&self, subject: &Subject<'a>) -> Vec<ContainerInjection<'a>> {
+        let settings = &self.go_runtime;
+        if !settings.enabled
+            || self.is_excluded(subject.namespace)
+            || subject.go_runtime_annotation.is_some_and(|v| v.trim().eq_ignore_ascii_case("off"))
+            || self.exemptions(subject.exempt_annotation).honoured.contains(&RuleId::GoRuntimeInjection)
+        {
+            return Vec::new();
+        }
+        let skipped: Vec<&str> = subject
+            .go_runtime_skip_annotation
+            .map(|list| list.split(',').map(str::trim).collect())
+            .unwrap_or_default();
+        subject
+            .spec
+            .containers
+            .iter()
+            .filter(|container| !skipped.contains(&container.name))
+            .filter_map(|container| rules::goruntime::injection(container, subject.spec, settings))
+            .collect()
+    }
+
+    fn exemptions(&self, annotation: Option<&str>) -> Exemptions {
+        let mut exemptions = Exemptions { honoured: Vec::new(), refused: false, unknown: Vec::new() };
+        let Some(list) = annotation else {
+            return exemptions;
+        };
+        if !self.allow_exemption_annotation {
+            exemptions.refused = true;
+            return exemptions;
+        }
+        for id in list.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+            match RuleId::parse(id) {
+                Some(rule) if !exemptions.honoured.contains(&rule) => exemptions.honoured.push(rule),
+                Some(_) => {}
+                None => exemptions.unknown.push(id.to_owned()),
+            }
+        }
+        exemptions
+    }
+}
+
+/// Pods that run to completion get no liveness/readiness checks.
+fn is_batch_restart(spec: &PodSpecView<'_>) -> bool {
+    matches!(spec.restart_policy, Some("Never" | "OnFailure"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! `liveness-probe`, `readiness-probe`, `probe-port`, `probe-settings`.
+
+use crate::policy::finding::{Finding, Mode, RuleId};
+use crate::policy::podspec::{ContainerView, ProbePort, ProbeView};
+
+/// A liveness probe that restarts a container sooner than this after trouble starts
+/// turns a slow moment into a restart loop.
+const MIN_LIVENESS_GRACE_SECONDS: i64 = 10;
+
+pub fn check(container: &ContainerView<'_>, out: &mut Vec<Finding>) {
+    let found = |rule, mode, message: String| Finding { rule, mode, container: container.name.to_owned(), message };
+    if container.liveness.is_none() {
+        out.push(found(
+            RuleId::LivenessProbe,
+            Mode::Enforce,
+            "no livenessProbe — add one so the kubelet restarts the container when it stops responding".to_owned(),
+        ));
+    }
+    if container.readiness.is_none() {
+        out.push(found(
+            RuleId::ReadinessProbe,
+            Mode::Enforce,
+            "no readinessProbe — add one so Services only send traffic to a container that is ready".to_owned(),
+        ));
+    }
+    for (field, probe) in container.probes() {
+        if let Some(ProbePort::Name(port)) = probe.port {
+            if !container.port_names.contains(&port) {
+                out.push(found(
+                    RuleId::ProbePort,
+                    Mode::Enforce,
+                    format!(
+                        "{field} uses port \"{port}\", which is not the name of a containerPort of this container — \
+                         name the port in ports[] or use its number"
+                    ),
+                ));
+            }
+        }
+    }
+    check_settings(container, &found, out);
+}
+
+fn check_settings(
+    container: &ContainerView<'_>,
+    found: &impl Fn(RuleId, Mode, String) -> Finding,
+    out: &mut Vec<Finding>,
+) {
+    if let (Some(liveness), Some(readiness)) = (&container.liveness, &container.readiness) {
+        if liveness.raw == readiness.raw {
+            out.push(found(
+                RuleId::ProbeSettings,
+                Mode::Enforce,
+                "livenessProbe is identical to readinessProbe — a slow dependency then restarts the container \
+                 instead of taking it out of rotation; make the liveness check cheaper or more tolerant"
+                    .to_owned(),
+            ));
+        }
+    }
+    for (field, probe) in container.probes() {
+        if probe.timeout_seconds >= probe.period_seconds {
+            out.push(found(
+                RuleId::ProbeSettings,
+                Mode::Enforce,
+                format!(
+                    "{field} timeoutSeconds ({}) is not below periodSeconds ({}) — probes pile up; \
+                     make timeoutSeconds shorter than periodSeconds",
+                    probe.timeout_seconds, probe.period_seconds
+                ),
+            ));
+        }
+    }
+    if let Some(liveness) = &container.liveness {
+        if let Some(window) = restart_window(liveness).filter(|w| *w < MIN_LIVENESS_GRACE_SECONDS) {
+            out.push(found(
+                RuleId::ProbeSettings,
+                Mode::Enforce,
+                format!(
+                    "livenessProbe restarts the container after {window}s of failure (periodSeconds {} × \
+                     failureThreshold {}) — allow at least {MIN_LIVENESS_GRACE_SECONDS}s",
+                    liveness.period_seconds, liveness.failure_threshold
+                ),
+            ));
+        }
+    }
+}
+
+fn restart_window(probe: &ProbeView<'_>) -> Option<i64> {
+    probe.period_seconds.checked_mul(probe.failure_threshold)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::podspec::PodSpecView;
+    use serde_json::{Value, json};
+
+    fn findings(container: Value) -> Vec<(RuleId, String)> {
+        let spec = json!({"containers": [container]});
+        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let mut out = Vec::new();
+        check(&view.containers[0], &mut out);
+        out.into_iter().map(|f| (f.rule, f.message)).collect()
+    }
+
+    fn rules(container: Value) -> Vec<RuleId> {
+        findings(container).into_iter().map(|(rule, _)| rule).collect()
+    }
+
+    #[test]
+    fn missing_probes() {
+        assert_eq!(rules(json!({"name": "app"})), [RuleId::LivenessProbe, RuleId::ReadinessProbe]);
+    }
+
+    #[test]
+    fn healthy_probes_pass() {
+        let container = json!({
+            "name": "app",
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+        });
+        assert_eq!(rules(container), []);
+    }
+
+    #[test]
+    fn named_port_must_exist() {
+        let container = json!({
+            "name": "app",
+            "ports": [{"name": "web", "containerPort": 8080}],
+            "livenessProbe": {"tcpSocket": {"port": "http"}},
+            "readinessProbe": {"httpGet": {"path": "/", "port": "web"}},
+            "startupProbe": {"httpGet": {"path": "/", "port": "admin"}},
+        });
+        let found = findings(container);
+        assert_eq!(found.iter().filter(|(r, _)| *r == RuleId::ProbePort).count(), 2);
+        assert!(found[0].1.contains("livenessProbe uses port \"http\""), "{found:?}");
+    }
+
+    #[test]
+    fn numeric_port_strings_are_numbers() {
+        let container = json!({
+            "name": "app",
+            "livenessProbe": {"tcpSocket": {"port": "8080"}},
+            "readinessProbe": {"tcpSocket": {"port": 8080}},
+        });
+        assert_eq!(rules(container), []);
+    }
+
+    #[test]
+    fn identical_liveness_and_readiness() {
+        let probe = json!({"httpGet": {"path": "/", "port": 80}});
+        let container = json!({"name": "app", "livenessProbe": probe, "readinessProbe": probe});
+        assert_eq!(rules(container), [RuleId::ProbeSettings]);
+    }
+
+    #[test]
+    fn timeout_not_below_period() {
+        let container = json!({
+            "name": "app",
+            "livenessProbe": {"exec": {"command": ["true"]}, "timeoutSeconds": 10},
+            "readinessProbe": {"exec": {"command": ["check"]}, "timeoutSeconds": 5, "periodSeconds": 5},
+        });
+        let found = findings(container);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[1].1.contains("readinessProbe timeoutSeconds (5) is not below periodSeconds (5)"));
+    }
+
+    #[test]
+    fn liveness_restart_window() {
+        let fast = json!({"name": "app", "readinessProbe": {"tcpSocket": {"port": 1}},
+            "livenessProbe": {"tcpSocket": {"port": 2}, "periodSeconds": 3, "failureThreshold": 3}});
+        let found = findings(fast);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].1.contains("after 9s of failure"), "{found:?}");
+        let exactly_ten = json!({"name": "app", "readinessProbe": {"tcpSocket": {"port": 1}},
+            "livenessProbe": {"tcpSocket": {"port": 2}, "periodSeconds": 5, "failureThreshold": 2}});
+        assert_eq!(rules(exactly_ten), []);
+        let defaults = json!({"name": "app", "readinessProbe": {"tcpSocket": {"port": 1}},
+            "livenessProbe": {"tcpSocket": {"port": 2}}});
+        assert_eq!(rules(defaults), [], "defaults give 30s");
+    }
+}
