@@ -12,11 +12,18 @@ use crate::policy::{Mode, NamespaceOverride, Policy, Rounding, RuleId, default_r
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read policy file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("policy file {origin}: {message}")]
     Syntax { origin: String, message: String },
     #[error("policy file {origin}: {key}: {problem}")]
-    Invalid { origin: String, key: String, problem: String },
+    Invalid {
+        origin: String,
+        key: String,
+        problem: String,
+    },
 }
 
 /// The default policy, with a comment on every key (`deployguard config default`).
@@ -87,23 +94,34 @@ struct GoMemLimitFile {
 
 /// Reads and validates a policy file.
 pub fn load_policy(path: &Path) -> Result<Policy, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     parse_policy(&text, &path.display().to_string())
 }
 
 /// Parses and validates policy YAML; `origin` names it in errors.
 pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
-    let file: Option<PolicyFile> = serde_saphyr::from_str(text)
-        .map_err(|error| ConfigError::Syntax { origin: origin.to_owned(), message: error.to_string() })?;
-    let invalid = |key: String, problem: String| ConfigError::Invalid { origin: origin.to_owned(), key, problem };
+    let file: Option<PolicyFile> =
+        serde_saphyr::from_str(text).map_err(|error| ConfigError::Syntax {
+            origin: origin.to_owned(),
+            message: error.to_string(),
+        })?;
+    let invalid = |key: String, problem: String| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        key,
+        problem,
+    };
     let file = file.unwrap_or_default();
     let mut policy = Policy::default();
     if let Some(mode) = file.default_mode {
         policy.default_mode = mode;
     }
     if let Some(rules) = file.rules {
-        policy.rules.extend(rule_modes(rules, "rules").map_err(|(k, p)| invalid(k, p))?);
+        policy
+            .rules
+            .extend(rule_modes(rules, "rules").map_err(|(k, p)| invalid(k, p))?);
     }
     if let Some(namespaces) = file.excluded_namespaces {
         policy.excluded_namespaces = namespace_set(namespaces).map_err(|(k, p)| invalid(k, p))?;
@@ -112,8 +130,15 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
         for (namespace, over) in overrides {
             let key = format!("namespaceOverrides.{namespace}");
             check_namespace_name(&namespace).map_err(|p| invalid(key.clone(), p))?;
-            let rules = rule_modes(over.rules.unwrap_or_default(), &format!("{key}.rules")).map_err(|(k, p)| invalid(k, p))?;
-            policy.namespace_overrides.insert(namespace, NamespaceOverride { default_mode: over.default_mode, rules });
+            let rules = rule_modes(over.rules.unwrap_or_default(), &format!("{key}.rules"))
+                .map_err(|(k, p)| invalid(k, p))?;
+            policy.namespace_overrides.insert(
+                namespace,
+                NamespaceOverride {
+                    default_mode: over.default_mode,
+                    rules,
+                },
+            );
         }
     }
     if let Some(allow) = file.exemptions.and_then(|e| e.allow_annotation) {
@@ -129,7 +154,9 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
         if let Some(procs) = go.gomaxprocs {
             let target = &mut settings.gomaxprocs;
             target.inject = procs.inject.unwrap_or(target.inject);
-            target.fallback_to_request = procs.fallback_to_request.unwrap_or(target.fallback_to_request);
+            target.fallback_to_request = procs
+                .fallback_to_request
+                .unwrap_or(target.fallback_to_request);
             if let Some(rounding) = procs.rounding {
                 target.rounding = match rounding {
                     RoundingFile::Ceil => Rounding::Ceil,
@@ -140,7 +167,12 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
                 target.minimum = u32::try_from(minimum)
                     .ok()
                     .filter(|m| (1..=1024).contains(m))
-                    .ok_or_else(|| invalid("goRuntime.gomaxprocs.minimum".into(), format!("{minimum} is not between 1 and 1024")))?;
+                    .ok_or_else(|| {
+                        invalid(
+                            "goRuntime.gomaxprocs.minimum".into(),
+                            format!("{minimum} is not between 1 and 1024"),
+                        )
+                    })?;
             }
         }
         if let Some(memory) = go.gomemlimit {
@@ -148,7 +180,10 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
             target.inject = memory.inject.unwrap_or(target.inject);
             if let Some(ratio) = memory.ratio {
                 if !(0.5..=1.0).contains(&ratio) {
-                    return Err(invalid("goRuntime.gomemlimit.ratio".into(), format!("{ratio} is not between 0.5 and 1.0")));
+                    return Err(invalid(
+                        "goRuntime.gomemlimit.ratio".into(),
+                        format!("{ratio} is not between 0.5 and 1.0"),
+                    ));
                 }
                 // Millionths keep the arithmetic exact; finer ratios are rounded.
                 target.ratio_millionths = (ratio * 1_000_000.0).round() as u32;
@@ -158,16 +193,24 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
     Ok(policy)
 }
 
-fn rule_modes(rules: BTreeMap<String, Mode>, key: &str) -> Result<BTreeMap<RuleId, Mode>, (String, String)> {
+fn rule_modes(
+    rules: BTreeMap<String, Mode>,
+    key: &str,
+) -> Result<BTreeMap<RuleId, Mode>, (String, String)> {
     rules
         .into_iter()
-        .map(|(id, mode)| match RuleId::parse(&id).filter(|rule| default_rule_mode(*rule).is_some()) {
-            Some(rule) => Ok((rule, mode)),
-            None if id == RuleId::GoRuntimeInjection.as_str() => Err((
-                format!("{key}.{id}"),
-                "the mutation is switched by goRuntime.enabled, not by a mode".to_owned(),
-            )),
-            None => Err((format!("{key}.{id}"), format!("unknown rule; known rules: {}", known_rules()))),
+        .map(|(id, mode)| {
+            match RuleId::parse(&id).filter(|rule| default_rule_mode(*rule).is_some()) {
+                Some(rule) => Ok((rule, mode)),
+                None if id == RuleId::GoRuntimeInjection.as_str() => Err((
+                    format!("{key}.{id}"),
+                    "the mutation is switched by goRuntime.enabled, not by a mode".to_owned(),
+                )),
+                None => Err((
+                    format!("{key}.{id}"),
+                    format!("unknown rule; known rules: {}", known_rules()),
+                )),
+            }
         })
         .collect()
 }
@@ -186,7 +229,8 @@ fn namespace_set(namespaces: Vec<String>) -> Result<BTreeSet<String>, (String, S
         .into_iter()
         .enumerate()
         .map(|(index, name)| {
-            check_namespace_name(&name).map_err(|problem| (format!("excludedNamespaces[{index}]"), problem))?;
+            check_namespace_name(&name)
+                .map_err(|problem| (format!("excludedNamespaces[{index}]"), problem))?;
             Ok(name)
         })
         .collect()
@@ -196,10 +240,16 @@ fn namespace_set(namespaces: Vec<String>) -> Result<BTreeSet<String>, (String, S
 fn check_namespace_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
-    if valid { Ok(()) } else { Err(format!("{name:?} is not a valid namespace name")) }
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a valid namespace name"))
+    }
 }
 
 #[cfg(test)]
@@ -238,8 +288,15 @@ mod tests {
         assert_eq!(policy.default_mode, Mode::Warn);
         assert_eq!(policy.rules[&RuleId::CpuLimit], Mode::Off);
         assert_eq!(policy.rules[&RuleId::ProbeSettings], Mode::Enforce);
-        assert_eq!(policy.rules[&RuleId::LivenessProbe], Mode::Enforce, "unlisted rules keep their default");
-        assert_eq!(policy.excluded_namespaces, BTreeSet::from(["infra".to_owned()]));
+        assert_eq!(
+            policy.rules[&RuleId::LivenessProbe],
+            Mode::Enforce,
+            "unlisted rules keep their default"
+        );
+        assert_eq!(
+            policy.excluded_namespaces,
+            BTreeSet::from(["infra".to_owned()])
+        );
         let legacy = &policy.namespace_overrides["legacy"];
         assert_eq!(legacy.default_mode, Some(Mode::Audit));
         assert_eq!(legacy.rules[&RuleId::MemoryLimit], Mode::Warn);
@@ -248,34 +305,66 @@ mod tests {
         let go = &policy.go_runtime;
         assert!(!go.enabled && go.mutate_templates);
         assert!(!go.gomaxprocs.inject && go.gomaxprocs.fallback_to_request);
-        assert_eq!((go.gomaxprocs.rounding, go.gomaxprocs.minimum), (Rounding::Floor, 1));
-        assert_eq!((go.gomemlimit.inject, go.gomemlimit.ratio_millionths), (false, 750_000));
+        assert_eq!(
+            (go.gomaxprocs.rounding, go.gomaxprocs.minimum),
+            (Rounding::Floor, 1)
+        );
+        assert_eq!(
+            (go.gomemlimit.inject, go.gomemlimit.ratio_millionths),
+            (false, 750_000)
+        );
     }
 
     #[test]
     fn unknown_keys_are_named() {
-        assert!(error("defaultMod: warn").contains("defaultMod"), "{}", error("defaultMod: warn"));
-        assert!(error("goRuntime:\n  gomaxprocs:\n    rounding: ceil\n    minimun: 1\n").contains("minimun"));
+        assert!(
+            error("defaultMod: warn").contains("defaultMod"),
+            "{}",
+            error("defaultMod: warn")
+        );
+        assert!(
+            error("goRuntime:\n  gomaxprocs:\n    rounding: ceil\n    minimun: 1\n")
+                .contains("minimun")
+        );
         let unknown_rule = error("rules:\n  cpu-limits: warn\n");
-        assert!(unknown_rule.contains("rules.cpu-limits: unknown rule; known rules: liveness-probe"), "{unknown_rule}");
+        assert!(
+            unknown_rule.contains("rules.cpu-limits: unknown rule; known rules: liveness-probe"),
+            "{unknown_rule}"
+        );
         let ns_rule = error("namespaceOverrides:\n  team-a:\n    rules: {probes: off}\n");
-        assert!(ns_rule.contains("namespaceOverrides.team-a.rules.probes"), "{ns_rule}");
+        assert!(
+            ns_rule.contains("namespaceOverrides.team-a.rules.probes"),
+            "{ns_rule}"
+        );
         assert!(error("rules: {go-runtime-injection: off}").contains("goRuntime.enabled"));
     }
 
     #[test]
     fn bad_values_are_named() {
-        assert!(error("defaultMode: deny").contains("deny"), "{}", error("defaultMode: deny"));
+        assert!(
+            error("defaultMode: deny").contains("deny"),
+            "{}",
+            error("defaultMode: deny")
+        );
         let ratio = error("goRuntime: {gomemlimit: {ratio: 1.5}}");
-        assert!(ratio.contains("goRuntime.gomemlimit.ratio: 1.5 is not between 0.5 and 1.0"), "{ratio}");
-        assert!(error("goRuntime: {gomaxprocs: {minimum: 0}}").contains("goRuntime.gomaxprocs.minimum: 0"));
+        assert!(
+            ratio.contains("goRuntime.gomemlimit.ratio: 1.5 is not between 0.5 and 1.0"),
+            "{ratio}"
+        );
+        assert!(
+            error("goRuntime: {gomaxprocs: {minimum: 0}}")
+                .contains("goRuntime.gomaxprocs.minimum: 0")
+        );
         assert!(error("goRuntime: {gomaxprocs: {rounding: round}}").contains("round"));
         assert!(error("excludedNamespaces: [Kube-System]").contains("excludedNamespaces[0]"));
     }
 
     #[test]
     fn yaml_off_is_a_mode_not_a_boolean() {
-        assert_eq!(parse("rules: {cpu-limit: off}").unwrap().rules[&RuleId::CpuLimit], Mode::Off);
+        assert_eq!(
+            parse("rules: {cpu-limit: off}").unwrap().rules[&RuleId::CpuLimit],
+            Mode::Off
+        );
         assert_eq!(parse("defaultMode: off").unwrap().default_mode, Mode::Off);
     }
 }

@@ -5,5 +5,12 @@
 //! [`patch`] turns injections into RFC 6902 operations, and [`admission`] answers
 //! AdmissionReviews. The server and the CLI are thin doors onto these.
 
+pub mod admission;
+pub mod cli;
 pub mod config;
+pub mod documents;
+pub mod manifest;
+pub mod patch;
 pub mod policy;
+pub mod server;
+pub mod workload;

@@ -93,7 +93,10 @@ impl RuleId {
     pub fn is_probe_rule(self) -> bool {
         matches!(
             self,
-            RuleId::LivenessProbe | RuleId::ReadinessProbe | RuleId::ProbePort | RuleId::ProbeSettings
+            RuleId::LivenessProbe
+                | RuleId::ReadinessProbe
+                | RuleId::ProbePort
+                | RuleId::ProbeSettings
         )
     }
 }
@@ -117,7 +120,10 @@ impl Finding {
     /// The form used in denials and warnings:
     /// `container "NAME": what is wrong — how to fix (rule-id)`.
     pub fn describe(&self) -> String {
-        format!("container \"{}\": {} ({})", self.container, self.message, self.rule)
+        format!(
+            "container \"{}\": {} ({})",
+            self.container, self.message, self.rule
+        )
     }
 }
 

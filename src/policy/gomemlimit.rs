@@ -40,7 +40,9 @@ pub fn parse_go_memlimit(text: &str) -> Result<GoMemLimit, GoMemLimitError> {
     let overflow = || GoMemLimitError::Overflow(text.to_owned());
     let number: i64 = digits.parse().map_err(|_| overflow())?;
     let bytes = number.checked_mul(1 << (10 * power)).ok_or_else(overflow)?;
-    u64::try_from(bytes).map(GoMemLimit::Bytes).map_err(|_| overflow())
+    u64::try_from(bytes)
+        .map(GoMemLimit::Bytes)
+        .map_err(|_| overflow())
 }
 
 /// Writes a byte count in a syntax Go accepts, rounded down to whole MiB (or GiB when
@@ -82,13 +84,19 @@ mod tests {
             assert_eq!(parse_go_memlimit(text), Ok(expected), "{text:?}");
         }
         for text in [
-            "1Gi", "768Mi", "1G", "1GB", "1M", "1MB", "1kib", "1KB", "Off", "OFF", "-1", "+1", "1.5GiB", " 1", "1 ",
-            "B", "MiB", "1PiB", "1iB", "1e9", "0x10", "1_000",
+            "1Gi", "768Mi", "1G", "1GB", "1M", "1MB", "1kib", "1KB", "Off", "OFF", "-1", "+1",
+            "1.5GiB", " 1", "1 ", "B", "MiB", "1PiB", "1iB", "1e9", "0x10", "1_000",
         ] {
-            assert!(matches!(parse_go_memlimit(text), Err(GoMemLimitError::Syntax(_))), "{text:?} must be rejected");
+            assert!(
+                matches!(parse_go_memlimit(text), Err(GoMemLimitError::Syntax(_))),
+                "{text:?} must be rejected"
+            );
         }
         for text in ["9223372036854775808", "8388608TiB", "99999999999999999999"] {
-            assert!(matches!(parse_go_memlimit(text), Err(GoMemLimitError::Overflow(_))), "{text:?}");
+            assert!(
+                matches!(parse_go_memlimit(text), Err(GoMemLimitError::Overflow(_))),
+                "{text:?}"
+            );
         }
     }
 

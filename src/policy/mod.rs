@@ -102,7 +102,10 @@ impl Default for Policy {
                     minimum: 2,
                     fallback_to_request: false,
                 },
-                gomemlimit: GoMemLimitSettings { inject: true, ratio_millionths: 900_000 },
+                gomemlimit: GoMemLimitSettings {
+                    inject: true,
+                    ratio_millionths: 900_000,
+                },
             },
         }
     }
@@ -176,7 +179,9 @@ impl Policy {
             .or_else(|| self.rules.get(&rule))
             .copied()
             .unwrap_or(Mode::Off);
-        let cap = over.and_then(|o| o.default_mode).unwrap_or(self.default_mode);
+        let cap = over
+            .and_then(|o| o.default_mode)
+            .unwrap_or(self.default_mode);
         base.min(cap)
     }
 
@@ -187,12 +192,17 @@ impl Policy {
     /// Judges one pod spec against every validation rule.
     pub fn judge(&self, subject: &Subject<'_>) -> Judgement {
         if self.is_excluded(subject.namespace) {
-            return Judgement { excluded: true, ..Judgement::default() };
+            return Judgement {
+                excluded: true,
+                ..Judgement::default()
+            };
         }
         let exemptions = self.exemptions(subject.exempt_annotation);
         let mut raw = Vec::new();
         for container in &subject.spec.containers {
-            let probes_apply = container.role.gets_probe_rules() && !subject.batch && !is_batch_restart(subject.spec);
+            let probes_apply = container.role.gets_probe_rules()
+                && !subject.batch
+                && !is_batch_restart(subject.spec);
             if probes_apply {
                 rules::probes::check(container, &mut raw);
             }
@@ -203,7 +213,9 @@ impl Policy {
             .into_iter()
             .filter(|finding| !exemptions.honoured.contains(&finding.rule))
             .filter_map(|mut finding| {
-                let mut mode = self.mode_for(finding.rule, subject.namespace).min(finding.mode);
+                let mut mode = self
+                    .mode_for(finding.rule, subject.namespace)
+                    .min(finding.mode);
                 if subject.controller_owned {
                     mode = mode.min(self.controller_owned_max_mode);
                 }
@@ -225,8 +237,13 @@ impl Policy {
         let settings = &self.go_runtime;
         if !settings.enabled
             || self.is_excluded(subject.namespace)
-            || subject.go_runtime_annotation.is_some_and(|v| v.trim().eq_ignore_ascii_case("off"))
-            || self.exemptions(subject.exempt_annotation).honoured.contains(&RuleId::GoRuntimeInjection)
+            || subject
+                .go_runtime_annotation
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("off"))
+            || self
+                .exemptions(subject.exempt_annotation)
+                .honoured
+                .contains(&RuleId::GoRuntimeInjection)
         {
             return Vec::new();
         }
@@ -244,7 +261,11 @@ impl Policy {
     }
 
     fn exemptions(&self, annotation: Option<&str>) -> Exemptions {
-        let mut exemptions = Exemptions { honoured: Vec::new(), refused: false, unknown: Vec::new() };
+        let mut exemptions = Exemptions {
+            honoured: Vec::new(),
+            refused: false,
+            unknown: Vec::new(),
+        };
         let Some(list) = annotation else {
             return exemptions;
         };
@@ -254,7 +275,9 @@ impl Policy {
         }
         for id in list.split(',').map(str::trim).filter(|id| !id.is_empty()) {
             match RuleId::parse(id) {
-                Some(rule) if !exemptions.honoured.contains(&rule) => exemptions.honoured.push(rule),
+                Some(rule) if !exemptions.honoured.contains(&rule) => {
+                    exemptions.honoured.push(rule)
+                }
                 Some(_) => {}
                 None => exemptions.unknown.push(id.to_owned()),
             }

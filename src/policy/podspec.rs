@@ -124,20 +124,25 @@ impl<'a> PodSpecView<'a> {
     /// Reads a PodSpec. `path` is the dotted location of `spec` for error messages.
     pub fn read(spec: &'a Value, path: &str) -> Result<PodSpecView<'a>, SpecError> {
         let at = Path::Root(path);
-        let spec_map = spec.as_object().ok_or_else(|| at.error(wrong_type("an object", spec)))?;
+        let spec_map = spec
+            .as_object()
+            .ok_or_else(|| at.error(wrong_type("an object", spec)))?;
         let mut containers = Vec::new();
         for role_field in ["containers", "initContainers"] {
             let Some(list) = present(spec_map.get(role_field)) else {
                 continue;
             };
             let list_path = at.join(role_field);
-            let items = list.as_array().ok_or_else(|| list_path.error(wrong_type("an array", list)))?;
+            let items = list
+                .as_array()
+                .ok_or_else(|| list_path.error(wrong_type("an array", list)))?;
             for (index, item) in items.iter().enumerate() {
                 let item_path = list_path.index(index);
                 containers.push(read_container(item, role_field, index, &item_path)?);
             }
         }
-        let (pod_limits, pod_requests) = read_resources(spec_map.get("resources"), &at.join("resources"))?;
+        let (pod_limits, pod_requests) =
+            read_resources(spec_map.get("resources"), &at.join("resources"))?;
         Ok(PodSpecView {
             containers,
             restart_policy: optional_str(spec_map.get("restartPolicy"), &at.join("restartPolicy"))?,
@@ -153,7 +158,9 @@ fn read_container<'a>(
     index: usize,
     at: &Path,
 ) -> Result<ContainerView<'a>, SpecError> {
-    let map = item.as_object().ok_or_else(|| at.error(wrong_type("an object", item)))?;
+    let map = item
+        .as_object()
+        .ok_or_else(|| at.error(wrong_type("an object", item)))?;
     let name = optional_str(map.get("name"), &at.join("name"))?
         .ok_or_else(|| at.join("name").error("is missing".to_owned()))?;
     let restart_policy = optional_str(map.get("restartPolicy"), &at.join("restartPolicy"))?;
@@ -186,19 +193,29 @@ fn read_resources(value: Option<&Value>, at: &Path) -> Result<(CpuMemory, CpuMem
     let Some(value) = present(value) else {
         return Ok(Default::default());
     };
-    let map = value.as_object().ok_or_else(|| at.error(wrong_type("an object", value)))?;
+    let map = value
+        .as_object()
+        .ok_or_else(|| at.error(wrong_type("an object", value)))?;
     let read_map = |field: &str| -> Result<CpuMemory, SpecError> {
         let map_path = at.join(field);
         let Some(list) = present(map.get(field)) else {
             return Ok(CpuMemory::default());
         };
-        let list = list.as_object().ok_or_else(|| map_path.error(wrong_type("an object", list)))?;
+        let list = list
+            .as_object()
+            .ok_or_else(|| map_path.error(wrong_type("an object", list)))?;
         let quantity = |name: &str| -> Result<Option<Quantity>, SpecError> {
             present(list.get(name))
-                .map(|raw| Quantity::from_json(raw).map_err(|e| map_path.join(name).error(quantity_problem(e))))
+                .map(|raw| {
+                    Quantity::from_json(raw)
+                        .map_err(|e| map_path.join(name).error(quantity_problem(e)))
+                })
                 .transpose()
         };
-        Ok(CpuMemory { cpu: quantity("cpu")?, memory: quantity("memory")? })
+        Ok(CpuMemory {
+            cpu: quantity("cpu")?,
+            memory: quantity("memory")?,
+        })
     };
     Ok((read_map("limits")?, read_map("requests")?))
 }
@@ -208,13 +225,17 @@ fn quantity_problem(error: QuantityError) -> String {
 }
 
 fn read_env<'a>(env: &'a Value, at: &Path) -> Result<Vec<EnvVar<'a>>, SpecError> {
-    let items = env.as_array().ok_or_else(|| at.error(wrong_type("an array", env)))?;
+    let items = env
+        .as_array()
+        .ok_or_else(|| at.error(wrong_type("an array", env)))?;
     items
         .iter()
         .enumerate()
         .map(|(index, item)| {
             let item_path = at.index(index);
-            let map = item.as_object().ok_or_else(|| item_path.error(wrong_type("an object", item)))?;
+            let map = item
+                .as_object()
+                .ok_or_else(|| item_path.error(wrong_type("an object", item)))?;
             let name = optional_str(map.get("name"), &item_path.join("name"))?
                 .ok_or_else(|| item_path.join("name").error("is missing".to_owned()))?;
             let value = optional_str(map.get("value"), &item_path.join("value"))?;
@@ -227,14 +248,18 @@ fn read_probe<'a>(value: Option<&'a Value>, at: &Path) -> Result<Option<ProbeVie
     let Some(raw) = present(value) else {
         return Ok(None);
     };
-    let map = raw.as_object().ok_or_else(|| at.error(wrong_type("an object", raw)))?;
+    let map = raw
+        .as_object()
+        .ok_or_else(|| at.error(wrong_type("an object", raw)))?;
     let mut port = None;
     for handler in ["httpGet", "tcpSocket"] {
         let Some(action) = present(map.get(handler)) else {
             continue;
         };
         let handler_path = at.join(handler);
-        let action = action.as_object().ok_or_else(|| handler_path.error(wrong_type("an object", action)))?;
+        let action = action
+            .as_object()
+            .ok_or_else(|| handler_path.error(wrong_type("an object", action)))?;
         port = match present(action.get("port")) {
             None => None,
             Some(Value::String(name)) => Some(match name.parse::<i64>() {
@@ -242,13 +267,19 @@ fn read_probe<'a>(value: Option<&'a Value>, at: &Path) -> Result<Option<ProbeVie
                 Err(_) => ProbePort::Name(name),
             }),
             Some(Value::Number(n)) => n.as_i64().map(ProbePort::Number),
-            Some(other) => return Err(handler_path.join("port").error(wrong_type("a number or a name", other))),
+            Some(other) => {
+                return Err(handler_path
+                    .join("port")
+                    .error(wrong_type("a number or a name", other)));
+            }
         };
     }
     let integer = |field: &str, default: i64| -> Result<i64, SpecError> {
         match present(map.get(field)) {
             None => Ok(default),
-            Some(value) => value.as_i64().ok_or_else(|| at.join(field).error(wrong_type("an integer", value))),
+            Some(value) => value
+                .as_i64()
+                .ok_or_else(|| at.join(field).error(wrong_type("an integer", value))),
         }
     };
     // Kubernetes' defaults for unset probe timings.
@@ -265,11 +296,15 @@ fn read_port_names<'a>(value: Option<&'a Value>, at: &Path) -> Result<Vec<&'a st
     let Some(value) = present(value) else {
         return Ok(Vec::new());
     };
-    let items = value.as_array().ok_or_else(|| at.error(wrong_type("an array", value)))?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| at.error(wrong_type("an array", value)))?;
     let mut names = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let item_path = at.index(index);
-        let map = item.as_object().ok_or_else(|| item_path.error(wrong_type("an object", item)))?;
+        let map = item
+            .as_object()
+            .ok_or_else(|| item_path.error(wrong_type("an object", item)))?;
         if let Some(name) = optional_str(map.get("name"), &item_path.join("name"))? {
             names.push(name);
         }
@@ -321,7 +356,10 @@ impl<'p> Path<'p> {
     }
 
     fn error(&self, problem: String) -> SpecError {
-        SpecError { path: self.to_string(), problem }
+        SpecError {
+            path: self.to_string(),
+            problem,
+        }
     }
 }
 

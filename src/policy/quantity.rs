@@ -176,7 +176,11 @@ impl fmt::Display for Quantity {
         if self.scale == 0 {
             return write!(f, "{}", self.numerator);
         }
-        let digits = format!("{:0>width$}", self.numerator, width = self.scale as usize + 1);
+        let digits = format!(
+            "{:0>width$}",
+            self.numerator,
+            width = self.scale as usize + 1
+        );
         let (int, frac) = digits.split_at(digits.len() - self.scale as usize);
         write!(f, "{int}.{frac}")
     }
@@ -236,8 +240,14 @@ mod tests {
         assert_eq!(q(json!(2)).millis_ceil(), 2000);
         assert_eq!(q(json!(1073741824)).units_ceil(), 1 << 30);
         assert_eq!(q(json!(0.1)).millis_ceil(), 100);
-        assert!(matches!(Quantity::from_json(&json!(true)), Err(QuantityError::WrongType(_))));
-        assert!(matches!(Quantity::from_json(&json!(-1)), Err(QuantityError::Negative(_))));
+        assert!(matches!(
+            Quantity::from_json(&json!(true)),
+            Err(QuantityError::WrongType(_))
+        ));
+        assert!(matches!(
+            Quantity::from_json(&json!(-1)),
+            Err(QuantityError::Negative(_))
+        ));
     }
 
     #[test]
@@ -251,9 +261,18 @@ mod tests {
                 "{text:?} should be a syntax error"
             );
         }
-        assert!(matches!(Quantity::parse("-500m"), Err(QuantityError::Negative(_))));
-        assert!(matches!(Quantity::parse("1e999"), Err(QuantityError::OutOfRange(_))));
-        assert!(matches!(Quantity::parse("99999999999999999999999999999999999999999"), Err(QuantityError::OutOfRange(_))));
+        assert!(matches!(
+            Quantity::parse("-500m"),
+            Err(QuantityError::Negative(_))
+        ));
+        assert!(matches!(
+            Quantity::parse("1e999"),
+            Err(QuantityError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            Quantity::parse("99999999999999999999999999999999999999999"),
+            Err(QuantityError::OutOfRange(_))
+        ));
     }
 
     #[test]

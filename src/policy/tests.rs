@@ -20,11 +20,20 @@ fn subject<'a>(spec: &'a PodSpecView<'a>) -> Subject<'a> {
     }
 }
 
-fn judge_with(policy: &Policy, spec: &Value, adjust: impl FnOnce(&mut Subject<'_>)) -> Vec<(RuleId, Mode)> {
+fn judge_with(
+    policy: &Policy,
+    spec: &Value,
+    adjust: impl FnOnce(&mut Subject<'_>),
+) -> Vec<(RuleId, Mode)> {
     let view = PodSpecView::read(spec, "spec").unwrap();
     let mut s = subject(&view);
     adjust(&mut s);
-    policy.judge(&s).findings.into_iter().map(|f| (f.rule, f.mode)).collect()
+    policy
+        .judge(&s)
+        .findings
+        .into_iter()
+        .map(|f| (f.rule, f.mode))
+        .collect()
 }
 
 #[test]
@@ -45,10 +54,19 @@ fn bare_container_gets_every_default_mode() {
 
 #[test]
 fn default_mode_caps_every_rule() {
-    let policy = Policy { default_mode: Mode::Warn, ..Policy::default() };
+    let policy = Policy {
+        default_mode: Mode::Warn,
+        ..Policy::default()
+    };
     let found = judge_with(&policy, &bare_pod(), |_| {});
-    assert!(found.iter().all(|(_, mode)| *mode == Mode::Warn), "{found:?}");
-    let off = Policy { default_mode: Mode::Off, ..Policy::default() };
+    assert!(
+        found.iter().all(|(_, mode)| *mode == Mode::Warn),
+        "{found:?}"
+    );
+    let off = Policy {
+        default_mode: Mode::Off,
+        ..Policy::default()
+    };
     assert_eq!(judge_with(&off, &bare_pod(), |_| {}), []);
 }
 
@@ -64,10 +82,16 @@ fn rule_mode_off_drops_findings() {
 
 #[test]
 fn namespace_overrides_replace_global_modes() {
-    let mut policy = Policy { default_mode: Mode::Warn, ..Policy::default() };
+    let mut policy = Policy {
+        default_mode: Mode::Warn,
+        ..Policy::default()
+    };
     policy.namespace_overrides.insert(
         "strict".into(),
-        NamespaceOverride { default_mode: Some(Mode::Enforce), rules: BTreeMap::from([(RuleId::CpuRequest, Mode::Enforce)]) },
+        NamespaceOverride {
+            default_mode: Some(Mode::Enforce),
+            rules: BTreeMap::from([(RuleId::CpuRequest, Mode::Enforce)]),
+        },
     );
     let strict = judge_with(&policy, &bare_pod(), |s| s.namespace = "strict");
     assert!(strict.contains(&(RuleId::LivenessProbe, Mode::Enforce)));
@@ -82,7 +106,10 @@ fn excluded_namespaces_are_not_judged_nor_mutated() {
     let policy = Policy::default();
     let spec = json!({"containers": [{"name": "app", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
     let view = PodSpecView::read(&spec, "spec").unwrap();
-    let s = Subject { namespace: "kube-system", ..subject(&view) };
+    let s = Subject {
+        namespace: "kube-system",
+        ..subject(&view)
+    };
     let judgement = policy.judge(&s);
     assert!(judgement.excluded && judgement.findings.is_empty());
     assert!(policy.injections(&s).is_empty());
@@ -94,45 +121,86 @@ fn exemptions_need_the_policy_switch() {
     let refused = Policy::default();
     let view_spec = bare_pod();
     let view = PodSpecView::read(&view_spec, "spec").unwrap();
-    let s = Subject { exempt_annotation: Some("liveness-probe, cpu-limit,nonsense"), ..subject(&view) };
+    let s = Subject {
+        exempt_annotation: Some("liveness-probe, cpu-limit,nonsense"),
+        ..subject(&view)
+    };
     let judgement = refused.judge(&s);
     assert!(judgement.exemption_refused);
-    assert!(judgement.findings.iter().any(|f| f.rule == RuleId::LivenessProbe));
+    assert!(
+        judgement
+            .findings
+            .iter()
+            .any(|f| f.rule == RuleId::LivenessProbe)
+    );
 
-    let allowed = Policy { allow_exemption_annotation: true, ..Policy::default() };
+    let allowed = Policy {
+        allow_exemption_annotation: true,
+        ..Policy::default()
+    };
     let judgement = allowed.judge(&s);
     assert!(!judgement.exemption_refused);
-    assert_eq!(judgement.exempted, [RuleId::LivenessProbe, RuleId::CpuLimit]);
+    assert_eq!(
+        judgement.exempted,
+        [RuleId::LivenessProbe, RuleId::CpuLimit]
+    );
     assert_eq!(judgement.unknown_exemptions, ["nonsense"]);
-    assert!(!judgement.findings.iter().any(|f| f.rule == RuleId::LivenessProbe || f.rule == RuleId::CpuLimit));
-    assert!(judgement.findings.iter().any(|f| f.rule == RuleId::ReadinessProbe));
+    assert!(
+        !judgement
+            .findings
+            .iter()
+            .any(|f| f.rule == RuleId::LivenessProbe || f.rule == RuleId::CpuLimit)
+    );
+    assert!(
+        judgement
+            .findings
+            .iter()
+            .any(|f| f.rule == RuleId::ReadinessProbe)
+    );
 }
 
 #[test]
 fn exempting_injection_stops_it_only_when_allowed() {
     let spec = json!({"containers": [{"name": "app", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
     let view = PodSpecView::read(&spec, "spec").unwrap();
-    let s = Subject { exempt_annotation: Some("go-runtime-injection"), ..subject(&view) };
+    let s = Subject {
+        exempt_annotation: Some("go-runtime-injection"),
+        ..subject(&view)
+    };
     assert_eq!(Policy::default().injections(&s).len(), 1);
-    let allowed = Policy { allow_exemption_annotation: true, ..Policy::default() };
+    let allowed = Policy {
+        allow_exemption_annotation: true,
+        ..Policy::default()
+    };
     assert!(allowed.injections(&s).is_empty());
 }
 
 #[test]
 fn controller_owned_pods_are_at_most_audited() {
-    let found = judge_with(&Policy::default(), &bare_pod(), |s| s.controller_owned = true);
+    let found = judge_with(&Policy::default(), &bare_pod(), |s| {
+        s.controller_owned = true
+    });
     assert!(!found.is_empty());
-    assert!(found.iter().all(|(_, mode)| *mode == Mode::Audit), "{found:?}");
+    assert!(
+        found.iter().all(|(_, mode)| *mode == Mode::Audit),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn batch_skips_probe_rules() {
     let by_kind = judge_with(&Policy::default(), &bare_pod(), |s| s.batch = true);
-    assert!(!by_kind.iter().any(|(rule, _)| rule.is_probe_rule()), "{by_kind:?}");
+    assert!(
+        !by_kind.iter().any(|(rule, _)| rule.is_probe_rule()),
+        "{by_kind:?}"
+    );
     for restart in ["Never", "OnFailure"] {
         let spec = json!({"restartPolicy": restart, "containers": [{"name": "app"}]});
         let found = judge_with(&Policy::default(), &spec, |_| {});
-        assert!(!found.iter().any(|(rule, _)| rule.is_probe_rule()), "{restart}");
+        assert!(
+            !found.iter().any(|(rule, _)| rule.is_probe_rule()),
+            "{restart}"
+        );
         assert!(found.iter().any(|(rule, _)| *rule == RuleId::CpuLimit));
     }
 }
@@ -150,12 +218,20 @@ fn container_scopes() {
     let view = PodSpecView::read(&spec, "spec").unwrap();
     let judgement = Policy::default().judge(&subject(&view));
     let rules_of = |name: &str| -> Vec<RuleId> {
-        judgement.findings.iter().filter(|f| f.container == name).map(|f| f.rule).collect()
+        judgement
+            .findings
+            .iter()
+            .filter(|f| f.container == name)
+            .map(|f| f.rule)
+            .collect()
     };
     assert!(rules_of("sidecar").contains(&RuleId::LivenessProbe));
     assert!(!rules_of("init").iter().any(|r| r.is_probe_rule()));
     assert!(rules_of("init").contains(&RuleId::MemoryLimit));
-    assert!(rules_of("debug").is_empty(), "ephemeral containers are never checked");
+    assert!(
+        rules_of("debug").is_empty(),
+        "ephemeral containers are never checked"
+    );
 }
 
 #[test]
@@ -166,10 +242,34 @@ fn go_runtime_opt_outs() {
     ]});
     let view = PodSpecView::read(&spec, "spec").unwrap();
     let policy = Policy::default();
-    let names = |s: &Subject<'_>| policy.injections(s).into_iter().map(|i| i.name.to_owned()).collect::<Vec<String>>();
+    let names = |s: &Subject<'_>| {
+        policy
+            .injections(s)
+            .into_iter()
+            .map(|i| i.name.to_owned())
+            .collect::<Vec<String>>()
+    };
     assert_eq!(names(&subject(&view)), ["a", "b"]);
-    assert_eq!(names(&Subject { go_runtime_annotation: Some("off"), ..subject(&view) }), Vec::<String>::new());
-    assert_eq!(names(&Subject { go_runtime_skip_annotation: Some("a"), ..subject(&view) }), ["b"]);
-    let disabled = Policy { go_runtime: GoRuntimeSettings { enabled: false, ..policy.go_runtime.clone() }, ..Policy::default() };
+    assert_eq!(
+        names(&Subject {
+            go_runtime_annotation: Some("off"),
+            ..subject(&view)
+        }),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(&Subject {
+            go_runtime_skip_annotation: Some("a"),
+            ..subject(&view)
+        }),
+        ["b"]
+    );
+    let disabled = Policy {
+        go_runtime: GoRuntimeSettings {
+            enabled: false,
+            ..policy.go_runtime.clone()
+        },
+        ..Policy::default()
+    };
     assert!(disabled.injections(&subject(&view)).is_empty());
 }

@@ -29,11 +29,20 @@ pub struct ContainerInjection<'a> {
 
 /// The CPU limit that bounds the container: its own, else the pod-level one.
 fn cpu_limit(container: &ContainerView<'_>, pod: &PodSpecView<'_>) -> Option<Quantity> {
-    container.limits.cpu.or(pod.pod_limits.cpu).filter(|q| !q.is_zero())
+    container
+        .limits
+        .cpu
+        .or(pod.pod_limits.cpu)
+        .filter(|q| !q.is_zero())
 }
 
 fn memory_limit_bytes(container: &ContainerView<'_>, pod: &PodSpecView<'_>) -> Option<u128> {
-    container.limits.memory.or(pod.pod_limits.memory).map(Quantity::units_ceil).filter(|b| *b > 0)
+    container
+        .limits
+        .memory
+        .or(pod.pod_limits.memory)
+        .map(Quantity::units_ceil)
+        .filter(|b| *b > 0)
 }
 
 /// GOMAXPROCS for a CPU amount: Go 1.25's own rule `max(2, ceil(cores))` by default.
@@ -53,7 +62,12 @@ pub fn check_env(
     out: &mut Vec<Finding>,
 ) {
     let mut found = |mode, message: String| {
-        out.push(Finding { rule: RuleId::GoEnv, mode, container: container.name.to_owned(), message })
+        out.push(Finding {
+            rule: RuleId::GoEnv,
+            mode,
+            container: container.name.to_owned(),
+            message,
+        })
     };
     for var in &container.env {
         let Some(value) = var.value else { continue };
@@ -67,7 +81,9 @@ pub fn check_env(
                     ),
                 ),
                 Ok(GoMemLimit::Bytes(bytes)) => {
-                    if let Some(limit) = memory_limit_bytes(container, pod).filter(|l| u128::from(bytes) >= *l) {
+                    if let Some(limit) =
+                        memory_limit_bytes(container, pod).filter(|l| u128::from(bytes) >= *l)
+                    {
                         found(
                             Mode::Enforce,
                             format!(
@@ -82,7 +98,8 @@ pub fn check_env(
             },
             GOMAXPROCS => match value.parse::<i32>() {
                 Ok(procs) if procs > 0 => {
-                    let budget = cpu_limit(container, pod).map(|cpu| gomaxprocs_for(cpu, &settings.gomaxprocs));
+                    let budget = cpu_limit(container, pod)
+                        .map(|cpu| gomaxprocs_for(cpu, &settings.gomaxprocs));
                     if let Some(budget) = budget.filter(|b| u128::from(procs.unsigned_abs()) > *b) {
                         found(
                             Mode::Warn,
@@ -124,7 +141,10 @@ pub fn injection<'a>(
                 .filter(|q| !q.is_zero())
         };
         if let Some(cpu) = cpu_limit(container, pod).or_else(fallback) {
-            vars.push(InjectedVar { name: GOMAXPROCS, value: gomaxprocs_for(cpu, &settings.gomaxprocs).to_string() });
+            vars.push(InjectedVar {
+                name: GOMAXPROCS,
+                value: gomaxprocs_for(cpu, &settings.gomaxprocs).to_string(),
+            });
         }
     }
     if settings.gomemlimit.inject && !container.sets_env(GOMEMLIMIT) {
@@ -132,7 +152,10 @@ pub fn injection<'a>(
             let soft = limit * u128::from(settings.gomemlimit.ratio_millionths) / 1_000_000;
             if let Ok(soft) = u64::try_from(soft).map(|b| b.min(i64::MAX as u64)) {
                 if soft > 0 {
-                    vars.push(InjectedVar { name: GOMEMLIMIT, value: format_go_memlimit(soft) });
+                    vars.push(InjectedVar {
+                        name: GOMEMLIMIT,
+                        value: format_go_memlimit(soft),
+                    });
                 }
             }
         }
@@ -161,7 +184,11 @@ mod tests {
         view.containers
             .iter()
             .filter_map(|c| injection(c, &view, settings))
-            .flat_map(|i| i.vars.into_iter().map(move |v| (format!("{}/{}", i.name, v.name), v.value)))
+            .flat_map(|i| {
+                i.vars
+                    .into_iter()
+                    .map(move |v| (format!("{}/{}", i.name, v.name), v.value))
+            })
             .collect()
     }
 
@@ -170,7 +197,10 @@ mod tests {
     }
 
     fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-        expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn limits(cpu: Value, memory: Value) -> Value {
@@ -179,7 +209,13 @@ mod tests {
 
     #[test]
     fn gomaxprocs_follows_go_125() {
-        for (cpu, procs) in [("500m", "2"), ("2500m", "3"), ("1", "2"), ("4", "4"), ("3.1", "4")] {
+        for (cpu, procs) in [
+            ("500m", "2"),
+            ("2500m", "3"),
+            ("1", "2"),
+            ("4", "4"),
+            ("3.1", "4"),
+        ] {
             let got = inject(limits(json!(cpu), json!("1Gi")));
             assert_eq!(got[0], ("app/GOMAXPROCS".into(), procs.into()), "{cpu}");
         }
@@ -191,7 +227,11 @@ mod tests {
         s.gomaxprocs.rounding = Rounding::Floor;
         s.gomaxprocs.minimum = 1;
         for (cpu, procs) in [("500m", "1"), ("2500m", "2"), ("4", "4")] {
-            assert_eq!(inject_with(limits(json!(cpu), json!("1Gi")), &s)[0].1, procs, "{cpu}");
+            assert_eq!(
+                inject_with(limits(json!(cpu), json!("1Gi")), &s)[0].1,
+                procs,
+                "{cpu}"
+            );
         }
     }
 
@@ -220,7 +260,10 @@ mod tests {
         assert_eq!(inject(spec.clone()), pairs(&[("app/GOMEMLIMIT", "90MiB")]));
         let mut s = settings();
         s.gomaxprocs.fallback_to_request = true;
-        assert_eq!(inject_with(spec, &s), pairs(&[("app/GOMAXPROCS", "3"), ("app/GOMEMLIMIT", "90MiB")]));
+        assert_eq!(
+            inject_with(spec, &s),
+            pairs(&[("app/GOMAXPROCS", "3"), ("app/GOMEMLIMIT", "90MiB")])
+        );
     }
 
     #[test]
@@ -229,7 +272,12 @@ mod tests {
             "containers": [{"name": "a"}, {"name": "b", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
         assert_eq!(
             inject(spec),
-            pairs(&[("a/GOMAXPROCS", "4"), ("a/GOMEMLIMIT", "1843MiB"), ("b/GOMAXPROCS", "2"), ("b/GOMEMLIMIT", "921MiB")])
+            pairs(&[
+                ("a/GOMAXPROCS", "4"),
+                ("a/GOMEMLIMIT", "1843MiB"),
+                ("b/GOMAXPROCS", "2"),
+                ("b/GOMEMLIMIT", "921MiB")
+            ])
         );
     }
 
@@ -244,15 +292,26 @@ mod tests {
 
     #[test]
     fn go_env_gomemlimit() {
-        let bad_syntax = env_findings(json!([{"name": "GOMEMLIMIT", "value": "768Mi"}]), "1", "1Gi");
+        let bad_syntax = env_findings(
+            json!([{"name": "GOMEMLIMIT", "value": "768Mi"}]),
+            "1",
+            "1Gi",
+        );
         assert_eq!(bad_syntax.len(), 1);
         assert_eq!(bad_syntax[0].0, Mode::Enforce);
-        assert!(bad_syntax[0].1.contains("\"768Mi\" is not valid Go syntax"), "{bad_syntax:?}");
+        assert!(
+            bad_syntax[0].1.contains("\"768Mi\" is not valid Go syntax"),
+            "{bad_syntax:?}"
+        );
         let at_limit = env_findings(json!([{"name": "GOMEMLIMIT", "value": "1GiB"}]), "1", "1Gi");
         assert_eq!(at_limit.len(), 1);
         assert!(at_limit[0].1.contains("not below the memory limit"));
         for fine in ["900MiB", "off", "", "0"] {
-            assert_eq!(env_findings(json!([{"name": "GOMEMLIMIT", "value": fine}]), "1", "1Gi"), [], "{fine}");
+            assert_eq!(
+                env_findings(json!([{"name": "GOMEMLIMIT", "value": fine}]), "1", "1Gi"),
+                [],
+                "{fine}"
+            );
         }
     }
 
@@ -261,8 +320,14 @@ mod tests {
         let not_positive = env_findings(json!([{"name": "GOMAXPROCS", "value": "0"}]), "1", "1Gi");
         assert_eq!(not_positive[0].0, Mode::Warn);
         let over = env_findings(json!([{"name": "GOMAXPROCS", "value": "8"}]), "2", "1Gi");
-        assert!(over[0].1.contains("exceeds the CPU budget of 2"), "{over:?}");
-        assert_eq!(env_findings(json!([{"name": "GOMAXPROCS", "value": "2"}]), "500m", "1Gi"), []);
+        assert!(
+            over[0].1.contains("exceeds the CPU budget of 2"),
+            "{over:?}"
+        );
+        assert_eq!(
+            env_findings(json!([{"name": "GOMAXPROCS", "value": "2"}]), "500m", "1Gi"),
+            []
+        );
         let value_from = json!([{"name": "GOMAXPROCS", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}]);
         assert_eq!(env_findings(value_from, "1", "1Gi"), []);
     }

@@ -8,7 +8,12 @@ use crate::policy::podspec::{ContainerView, ProbePort, ProbeView};
 const MIN_LIVENESS_GRACE_SECONDS: i64 = 10;
 
 pub fn check(container: &ContainerView<'_>, out: &mut Vec<Finding>) {
-    let found = |rule, mode, message: String| Finding { rule, mode, container: container.name.to_owned(), message };
+    let found = |rule, mode, message: String| Finding {
+        rule,
+        mode,
+        container: container.name.to_owned(),
+        message,
+    };
     if container.liveness.is_none() {
         out.push(found(
             RuleId::LivenessProbe,
@@ -103,12 +108,18 @@ mod tests {
     }
 
     fn rules(container: Value) -> Vec<RuleId> {
-        findings(container).into_iter().map(|(rule, _)| rule).collect()
+        findings(container)
+            .into_iter()
+            .map(|(rule, _)| rule)
+            .collect()
     }
 
     #[test]
     fn missing_probes() {
-        assert_eq!(rules(json!({"name": "app"})), [RuleId::LivenessProbe, RuleId::ReadinessProbe]);
+        assert_eq!(
+            rules(json!({"name": "app"})),
+            [RuleId::LivenessProbe, RuleId::ReadinessProbe]
+        );
     }
 
     #[test]
@@ -132,8 +143,17 @@ mod tests {
             "startupProbe": {"httpGet": {"path": "/", "port": "admin"}},
         });
         let found = findings(container);
-        assert_eq!(found.iter().filter(|(r, _)| *r == RuleId::ProbePort).count(), 2);
-        assert!(found[0].1.contains("livenessProbe uses port \"http\""), "{found:?}");
+        assert_eq!(
+            found
+                .iter()
+                .filter(|(r, _)| *r == RuleId::ProbePort)
+                .count(),
+            2
+        );
+        assert!(
+            found[0].1.contains("livenessProbe uses port \"http\""),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -162,7 +182,11 @@ mod tests {
         });
         let found = findings(container);
         assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found[1].1.contains("readinessProbe timeoutSeconds (5) is not below periodSeconds (5)"));
+        assert!(
+            found[1]
+                .1
+                .contains("readinessProbe timeoutSeconds (5) is not below periodSeconds (5)")
+        );
     }
 
     #[test]

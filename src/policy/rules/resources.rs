@@ -5,7 +5,12 @@ use crate::policy::podspec::{ContainerView, PodSpecView};
 
 pub fn check(container: &ContainerView<'_>, pod: &PodSpecView<'_>, out: &mut Vec<Finding>) {
     let mut found = |rule, message: &str| {
-        out.push(Finding { rule, mode: Mode::Enforce, container: container.name.to_owned(), message: message.to_owned() })
+        out.push(Finding {
+            rule,
+            mode: Mode::Enforce,
+            container: container.name.to_owned(),
+            message: message.to_owned(),
+        })
     };
     // A pod-level limit (Kubernetes 1.34+) bounds every container without its own.
     let cpu_limit = container.limits.cpu.or(pod.pod_limits.cpu);
@@ -23,10 +28,25 @@ pub fn check(container: &ContainerView<'_>, pod: &PodSpecView<'_>, out: &mut Vec
         );
     }
     // Kubernetes copies a limit into an unset request, so a limit is an effective request.
-    if container.requests.cpu.or(cpu_limit).or(pod.pod_requests.cpu).is_none() {
-        found(RuleId::CpuRequest, "no CPU request — set resources.requests.cpu so the scheduler reserves CPU");
+    if container
+        .requests
+        .cpu
+        .or(cpu_limit)
+        .or(pod.pod_requests.cpu)
+        .is_none()
+    {
+        found(
+            RuleId::CpuRequest,
+            "no CPU request — set resources.requests.cpu so the scheduler reserves CPU",
+        );
     }
-    if container.requests.memory.or(memory_limit).or(pod.pod_requests.memory).is_none() {
+    if container
+        .requests
+        .memory
+        .or(memory_limit)
+        .or(pod.pod_requests.memory)
+        .is_none()
+    {
         found(
             RuleId::MemoryRequest,
             "no memory request — set resources.requests.memory so the scheduler reserves memory",
@@ -51,7 +71,15 @@ mod tests {
     #[test]
     fn nothing_set() {
         let spec = json!({"containers": [{"name": "app"}]});
-        assert_eq!(rules(spec), [RuleId::CpuLimit, RuleId::MemoryLimit, RuleId::CpuRequest, RuleId::MemoryRequest]);
+        assert_eq!(
+            rules(spec),
+            [
+                RuleId::CpuLimit,
+                RuleId::MemoryLimit,
+                RuleId::CpuRequest,
+                RuleId::MemoryRequest
+            ]
+        );
     }
 
     #[test]
@@ -77,7 +105,10 @@ mod tests {
             "resources": {"requests": {"cpu": "2", "memory": "2Gi"}},
             "containers": [{"name": "a"}],
         });
-        assert_eq!(rules(only_requests), [RuleId::CpuLimit, RuleId::MemoryLimit]);
+        assert_eq!(
+            rules(only_requests),
+            [RuleId::CpuLimit, RuleId::MemoryLimit]
+        );
     }
 
     #[test]
