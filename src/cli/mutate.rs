@@ -1,0 +1,99 @@
+//! `deployguard mutate`: print manifests with the Go runtime injection applied to every
+//! pod spec (Pods and templates alike), ready to commit.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+
+use super::inputs::expand;
+use super::output::print_json;
+use super::{CliResult, input_error, policy_from};
+use crate::manifest::mutate_document;
+
+#[derive(Debug, Args)]
+pub struct MutateArgs {
+    /// Policy file (YAML); the built-in default policy when absent.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "yaml")]
+    output: MutateOutput,
+    /// Files, directories (searched for *.yaml, *.yml, *.json) or `-` for stdin.
+    #[arg(required = true)]
+    paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MutateOutput {
+    Yaml,
+    Json,
+}
+
+pub fn run(args: MutateArgs) -> CliResult {
+    let policy = policy_from(args.config.as_ref())?;
+    let inputs = expand(&args.paths).map_err(input_error)?;
+    let mut errors = 0;
+    let mut json_documents = Vec::new();
+    for input in &inputs {
+        let text = match input.read() {
+            Ok(text) => text,
+            Err(error) => {
+                eprintln!("deployguard: {error:#}");
+                errors += 1;
+                continue;
+            }
+        };
+        for document in input.documents(&text) {
+            let (mut value, original) = match document {
+                Ok(doc) => match doc.value {
+                    Some(value) => (value, doc.text),
+                    None => continue,
+                },
+                Err(error) => {
+                    eprintln!("deployguard: {}: {error}", input.name);
+                    errors += 1;
+                    continue;
+                }
+            };
+            let changed = match mutate_document(&policy, &mut value) {
+                Ok(ops) => ops > 0,
+                Err(error) => {
+                    eprintln!("deployguard: {}: {error}", input.name);
+                    errors += 1;
+                    false
+                }
+            };
+            match args.output {
+                MutateOutput::Json => json_documents.push(value),
+                // Unchanged YAML is printed as written, comments and all.
+                MutateOutput::Yaml if !changed && !input.is_json() => print_yaml_text(original),
+                MutateOutput::Yaml => print_yaml_value(&value).map_err(input_error)?,
+            }
+        }
+    }
+    if args.output == MutateOutput::Json {
+        print_json(&json_documents);
+    }
+    Ok(if errors > 0 {
+        ExitCode::from(super::EXIT_INPUT_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_yaml_text(text: &str) {
+    let text = text.trim_start_matches(['\n', '\r']);
+    println!("---");
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+}
+
+fn print_yaml_value(value: &Value) -> anyhow::Result<()> {
+    let yaml = serde_saphyr::to_string(value).map_err(|e| anyhow!("cannot write YAML: {e}"))?;
+    print_yaml_text(&yaml);
+    Ok(())
+}

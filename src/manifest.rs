@@ -1,0 +1,225 @@
+//! The offline door: judging and mutating manifest documents with the same engine the
+//! webhook uses, as a CREATE would be judged.
+
+use kube::core::DynamicObject;
+use serde::Deserialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::patch::injection_patch;
+use crate::policy::{Finding, Policy, Subject};
+use crate::workload::{Workload, WorkloadKind};
+
+/// A document without a namespace is judged as this one, as `kubectl apply` would place it.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The judgement of one workload found in a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadResult {
+    /// Position inside a `kind: List`; `None` for a top-level object.
+    pub item: Option<usize>,
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ManifestError {
+    #[error("{}{message}", item_prefix(*item))]
+    Unreadable {
+        item: Option<usize>,
+        message: String,
+    },
+}
+
+fn item_prefix(item: Option<usize>) -> String {
+    item.map(|k| format!("item {k}: ")).unwrap_or_default()
+}
+
+/// Judges every workload in a document (each item of a `List`).
+pub fn judge_document(
+    policy: &Policy,
+    document: &Value,
+) -> Result<Vec<WorkloadResult>, ManifestError> {
+    let mut results = Vec::new();
+    for (item, object) in objects(document) {
+        let judged = with_workload(item, object, |workload, subject| WorkloadResult {
+            item,
+            api_version: object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            kind: workload.kind.as_str().to_owned(),
+            namespace: subject.namespace.to_owned(),
+            name: name_of(workload.object).to_owned(),
+            findings: policy.judge(subject).findings,
+        })?;
+        results.extend(judged);
+    }
+    Ok(results)
+}
+
+/// Applies the Go runtime injection to every pod spec in a document, templates included
+/// (so GitOps users can commit the result). Returns the number of patch operations.
+pub fn mutate_document(policy: &Policy, document: &mut Value) -> Result<usize, ManifestError> {
+    let mut patches = Vec::new();
+    for (item, object) in objects(document) {
+        let ops = with_workload(item, object, |workload, subject| {
+            injection_patch(workload, &policy.injections(subject))
+        })?;
+        patches.extend(ops.filter(|ops| !ops.is_empty()).map(|ops| (item, ops)));
+    }
+    let mut applied = 0;
+    for (item, ops) in patches {
+        let target = match item {
+            None => Some(&mut *document),
+            Some(k) => document.get_mut("items").and_then(|items| items.get_mut(k)),
+        };
+        let Some(target) = target else { continue };
+        json_patch::patch(target, &ops).map_err(|e| ManifestError::Unreadable {
+            item,
+            message: format!("patch did not apply: {e}"),
+        })?;
+        applied += ops.len();
+    }
+    Ok(applied)
+}
+
+/// Runs `f` on the object's workload view, if the object is a workload.
+fn with_workload<R>(
+    item: Option<usize>,
+    object: &Value,
+    f: impl FnOnce(&Workload<'_>, &Subject<'_>) -> R,
+) -> Result<Option<R>, ManifestError> {
+    let unreadable = |message: String| ManifestError::Unreadable { item, message };
+    let Some(kind) = object.get("kind").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    if WorkloadKind::from_kind(kind).is_none() {
+        return Ok(None);
+    }
+    let dynamic = DynamicObject::deserialize(object)
+        .map_err(|e| unreadable(format!("metadata cannot be read: {e}")))?;
+    let Some(workload) = Workload::locate(kind, &dynamic) else {
+        return Ok(None);
+    };
+    let spec = workload
+        .read_spec()
+        .map_err(|e| unreadable(e.to_string()))?;
+    Ok(Some(f(
+        &workload,
+        &workload.subject(namespace_of(&dynamic), &spec),
+    )))
+}
+
+/// The objects of a document: itself, or each item of a `kind: List`.
+fn objects(document: &Value) -> Box<dyn Iterator<Item = (Option<usize>, &Value)> + '_> {
+    let is_list = document.get("kind").and_then(Value::as_str) == Some("List");
+    match document
+        .get("items")
+        .and_then(Value::as_array)
+        .filter(|_| is_list)
+    {
+        Some(items) => Box::new(items.iter().enumerate().map(|(k, item)| (Some(k), item))),
+        None => Box::new(std::iter::once((None, document))),
+    }
+}
+
+fn namespace_of(object: &DynamicObject) -> &str {
+    object
+        .metadata
+        .namespace
+        .as_deref()
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or(DEFAULT_NAMESPACE)
+}
+
+fn name_of(object: &DynamicObject) -> &str {
+    object
+        .metadata
+        .name
+        .as_deref()
+        .or(object.metadata.generate_name.as_deref())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::RuleId;
+    use serde_json::json;
+
+    #[test]
+    fn lists_are_walked_item_by_item() {
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "shop"},
+             "spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}},
+        ]});
+        let results = judge_document(&Policy::default(), &list).unwrap();
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].item, Some(1));
+        assert_eq!(
+            (results[0].namespace.as_str(), results[0].name.as_str()),
+            ("shop", "d")
+        );
+        assert!(
+            results[0]
+                .findings
+                .iter()
+                .any(|f| f.rule == RuleId::LivenessProbe)
+        );
+    }
+
+    #[test]
+    fn no_namespace_means_default_and_workloads_without_findings_still_count() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "resources": {"limits": {"cpu": 1, "memory": "1Gi"}}}]}});
+        let results = judge_document(&Policy::default(), &pod).unwrap();
+        assert_eq!(results[0].namespace, "default");
+        assert_eq!(results[0].findings, []);
+    }
+
+    #[test]
+    fn mutation_reaches_templates_inside_lists_and_is_idempotent() {
+        let mut list = json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {"jobTemplate": {"spec":
+                {"template": {"spec": {"containers": [{"name": "app", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}}}}},
+        ]});
+        assert_eq!(mutate_document(&Policy::default(), &mut list).unwrap(), 2);
+        let env = &list["items"][0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+            [0]["env"];
+        assert_eq!(
+            env,
+            &json!([{"name": "GOMAXPROCS", "value": "2"}, {"name": "GOMEMLIMIT", "value": "921MiB"}])
+        );
+        let once = list.clone();
+        assert_eq!(mutate_document(&Policy::default(), &mut list).unwrap(), 0);
+        assert_eq!(list, once);
+    }
+
+    #[test]
+    fn unreadable_fields_are_named() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "resources": {"limits": {"memory": "12Mb"}}}]}});
+        let error = judge_document(&Policy::default(), &pod)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "spec.containers[0].resources.limits.memory: \"12Mb\" is not a Kubernetes quantity"
+            ),
+            "{error}"
+        );
+        let labels = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"v": 1}}, "spec": {"containers": []}});
+        assert!(
+            judge_document(&Policy::default(), &labels)
+                .unwrap_err()
+                .to_string()
+                .contains("metadata")
+        );
+    }
+}
