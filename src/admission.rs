@@ -10,7 +10,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::patch::injection_patch;
-use crate::policy::{Finding, Judgement, Mode, Policy};
+use crate::policy::{Finding, Judgement, Mode, Policy, RuleId};
 use crate::workload::{Workload, WorkloadKind};
 
 pub const API_VERSION_V1: &str = "admission.k8s.io/v1";
@@ -66,6 +66,8 @@ pub struct ReviewSummary {
     /// Findings reported (every mode but off).
     pub findings: Vec<Finding>,
     pub patch_ops: usize,
+    /// Rules the object's `deployguard.io/exempt` annotation switched off (to log and count).
+    pub exempted: Vec<RuleId>,
     /// Why the object was let through unjudged, if it was.
     pub skipped: Option<&'static str>,
 }
@@ -207,6 +209,7 @@ fn answer(
         decision: Decision::Allowed,
         findings: Vec::new(),
         patch_ops: 0,
+        exempted: Vec::new(),
         skipped: None,
     };
     let workload = match locate(request) {
@@ -256,6 +259,7 @@ fn answer(
             if !response.allowed {
                 summary.decision = Decision::Denied;
             }
+            summary.exempted = judgement.exempted;
             summary.findings = judgement.findings;
         }
         Endpoint::Mutate => {

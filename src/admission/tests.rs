@@ -186,39 +186,16 @@ fn update_with_unchanged_pod_spec_is_allowed() {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "legacy", "namespace": "shop"},
             "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
     };
-    let scaled = request(
-        API_VERSION_V1,
-        "UPDATE",
-        "Deployment",
-        deployment(5, "a:1"),
-        Some(deployment(1, "a:1")),
-    );
-    assert_eq!(
-        respond(Endpoint::Validate, &scaled)["response"]["allowed"],
-        true
-    );
-    let changed = request(
-        API_VERSION_V1,
-        "UPDATE",
-        "Deployment",
-        deployment(1, "a:2"),
-        Some(deployment(1, "a:1")),
-    );
-    assert_eq!(
-        respond(Endpoint::Validate, &changed)["response"]["allowed"],
-        false
-    );
-    let created = request(
-        API_VERSION_V1,
-        "CREATE",
-        "Deployment",
-        deployment(1, "a:1"),
-        None,
-    );
-    assert_eq!(
-        respond(Endpoint::Validate, &created)["response"]["allowed"],
-        false
-    );
+    let cases = [
+        ("UPDATE", deployment(5, "a:1"), Some(deployment(1, "a:1")), true),
+        ("UPDATE", deployment(1, "a:2"), Some(deployment(1, "a:1")), false),
+        ("CREATE", deployment(1, "a:1"), None, false),
+    ];
+    for (operation, object, old, allowed) in cases {
+        let body = request(API_VERSION_V1, operation, "Deployment", object, old);
+        let out = respond(Endpoint::Validate, &body);
+        assert_eq!(out["response"]["allowed"], allowed, "{operation}");
+    }
 }
 
 #[test]
