@@ -110,7 +110,7 @@ matchExpressions:
   {{- end }}
 {{- end }}
 
-{{/* Fields common to both webhooks. $ctx: root context; .caBundle: PEM string or "". */}}
+{{/* Fields common to both webhooks. .ctx: root context; .path; .caBundle: PEM string or ""; .matchConditions: webhook-specific list. */}}
 {{- define "deployguard.webhookCommon" -}}
 {{- $ctx := .ctx -}}
 clientConfig:
@@ -132,7 +132,7 @@ namespaceSelector:
 objectSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $ctx.Values.webhooks.matchConditions }}
+{{- with concat $ctx.Values.webhooks.matchConditions .matchConditions }}
 matchConditions:
   {{- toYaml . | nindent 2 }}
 {{- end }}

@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""Structural assertions on a rendered deployguard chart.
+
+usage: assert_rendered.py CHART_DIR RENDERED.yaml NAMESPACE [VALUES.yaml ...]
+
+The expected values are computed the way Helm computes them: the chart's
+values.yaml deep-merged with each VALUES file (maps merge, lists and scalars
+replace, null deletes). Prints one line per failed assertion; exit 1 if any.
+"""
+import base64
+import datetime
+import sys
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+FAILURES = []
+
+
+def check(cond, msg):
+    if not cond:
+        FAILURES.append(msg)
+    return cond
+
+
+def merge(base, over):
+    if not isinstance(base, dict) or not isinstance(over, dict):
+        return over
+    out = dict(base)
+    for k, v in over.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_cert(pem):
+    return x509.load_pem_x509_certificate(pem.encode() if isinstance(pem, str) else pem)
+
+
+def ext(cert, cls):
+    try:
+        return cert.extensions.get_extension_for_class(cls).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def verify_signed_by(cert, ca):
+    pub = ca.public_key()
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        pub.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+    elif isinstance(pub, rsa.RSAPublicKey):
+        pub.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm)
+    else:
+        raise ValueError(f"unexpected CA key type {type(pub)}")
+
+
+def main():
+    chart, rendered, ns = sys.argv[1], sys.argv[2], sys.argv[3]
+    with open(f"{chart}/values.yaml") as fh:
+        values = yaml.safe_load(fh)
+    for path in sys.argv[4:]:
+        with open(path) as fh:
+            values = merge(values, yaml.safe_load(fh) or {})
+    with open(rendered) as fh:
+        docs = [d for d in yaml.safe_load_all(fh) if d]
+
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+        if d["kind"] not in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+            check(d["metadata"].get("namespace") == ns, f"{d['kind']}/{d['metadata']['name']}: namespace is not {ns}")
+        labels = d["metadata"].get("labels", {})
+        check(labels.get("app.kubernetes.io/name") == "deployguard", f"{d['kind']}: missing app.kubernetes.io/name label")
+
+    def one(kind):
+        items = by_kind.get(kind, [])
+        check(len(items) == 1, f"expected exactly one {kind}, found {len(items)}")
+        return items[0] if items else None
+
+    # ---------------------------------------------------------------- Deployment
+    dep = one("Deployment")
+    svc = one("Service")
+    cm = one("ConfigMap")
+    if not (dep and svc and cm):
+        return report()
+    fullname = dep["metadata"]["name"]
+    pod = dep["spec"]["template"]
+    spec = pod["spec"]
+    check(dep["spec"]["replicas"] == values["replicaCount"], "Deployment replicas != replicaCount")
+    sel = dep["spec"]["selector"]["matchLabels"]
+    check(all(pod["metadata"]["labels"].get(k) == v for k, v in sel.items()), "pod labels do not match the selector")
+    check(spec.get("automountServiceAccountToken") is False, "pod automountServiceAccountToken is not false")
+    psc = spec.get("securityContext", {})
+    check(psc.get("runAsNonRoot") is True, "pod securityContext.runAsNonRoot is not true")
+    check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", "pod seccompProfile is not RuntimeDefault")
+    gp = spec.get("terminationGracePeriodSeconds", 30)
+    srv = values["server"]
+    check(gp > srv["drainDelaySeconds"] + srv["shutdownGraceSeconds"],
+          "terminationGracePeriodSeconds does not cover drain delay + shutdown grace")
+    if values.get("priorityClassName"):
+        check(spec.get("priorityClassName") == values["priorityClassName"], "priorityClassName not rendered")
+    if values["topologySpread"]["enabled"]:
+        tsc = spec.get("topologySpreadConstraints", [])
+        check(any(t["topologyKey"] == values["topologySpread"]["topologyKey"]
+                  and t["labelSelector"]["matchLabels"] == sel for t in tsc),
+              "no topologySpreadConstraint over the pod's own labels")
+
+    check(len(spec["containers"]) == 1, "expected one container")
+    c = spec["containers"][0]
+    sc = c.get("securityContext", {})
+    check(sc.get("runAsNonRoot") is True, "container runAsNonRoot is not true")
+    check(sc.get("readOnlyRootFilesystem") is True, "container readOnlyRootFilesystem is not true")
+    check(sc.get("allowPrivilegeEscalation") is False, "container allowPrivilegeEscalation is not false")
+    check(sc.get("privileged") in (None, False), "container is privileged")
+    check(sc.get("capabilities", {}).get("drop") == ["ALL"], "container does not drop ALL capabilities")
+    check(not sc.get("capabilities", {}).get("add"), "container adds capabilities")
+    check(sc.get("seccompProfile", {}).get("type", "RuntimeDefault") == "RuntimeDefault", "container seccompProfile")
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    check(ports.get("https") == 8443 and ports.get("metrics") == 9090, f"container ports are {ports}")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        p = c.get(probe, {}).get("httpGet", {})
+        check(p.get("path") == path, f"{probe} path is not {path}")
+        check(p.get("scheme") == "HTTPS", f"{probe} scheme is not HTTPS")
+        check(p.get("port") in ports or p.get("port") in ports.values(), f"{probe} port {p.get('port')} is not a container port")
+    lim = c.get("resources", {}).get("limits", {})
+    req = c.get("resources", {}).get("requests", {})
+    check("cpu" in lim and "memory" in lim, "container lacks cpu/memory limits")
+    check("cpu" in req and "memory" in req, "container lacks cpu/memory requests")
+    args = c.get("args", [])
+    argmap = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+    check(argmap.get("listen", "").endswith(":8443"), "--listen is not :8443")
+    check(argmap.get("metrics-listen", "").endswith(":9090"), "--metrics-listen is not :9090")
+    env = {e["name"]: e for e in c.get("env", [])}
+    wt = values["runtime"]["workerThreads"]
+    if wt is None:
+        check("TOKIO_WORKER_THREADS" not in env, "TOKIO_WORKER_THREADS set although runtime.workerThreads is null")
+    else:
+        check(env.get("TOKIO_WORKER_THREADS", {}).get("value") == str(wt), "TOKIO_WORKER_THREADS != runtime.workerThreads")
+    check("GOMAXPROCS" not in env and "GOMEMLIMIT" not in env, "Go env vars on a Rust binary")
+
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    for m in mounts.values():
+        check("subPath" not in m and "subPathExpr" not in m, f"volumeMount {m['name']} uses subPath (never updated)")
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+
+    def volume_for(file_path):
+        best = None
+        for mp, m in mounts.items():
+            if file_path.startswith(mp.rstrip("/") + "/") and (best is None or len(mp) > len(best[0])):
+                best = (mp, m)
+        if not check(best is not None, f"{file_path} is not under any volumeMount"):
+            return None, None
+        return vols.get(best[1]["name"]), file_path[len(best[0].rstrip("/")) + 1:]
+
+    # the policy file comes from the ConfigMap key policy.yaml
+    vol, rel = volume_for(argmap.get("config", "/missing"))
+    if vol:
+        check(vol.get("configMap", {}).get("name") == cm["metadata"]["name"], "--config is not mounted from the policy ConfigMap")
+        check(rel in cm["data"], f"--config file {rel} is not a key of the ConfigMap")
+    tls_secret = None
+    for flag in ("tls-cert", "tls-key"):
+        vol, rel = volume_for(argmap.get(flag, "/missing"))
+        if vol:
+            s = vol.get("secret", {})
+            tls_secret = s.get("secretName")
+            items = {i["path"]: i["key"] for i in s.get("items", [])} or None
+            check(items is None or rel in items, f"--{flag} file {rel} is not projected from the Secret")
+            mode = s.get("defaultMode", 0o644)
+            check(mode & 0o007 == 0, f"TLS Secret volume is world-readable (defaultMode {oct(mode)})")
+
+    # ------------------------------------------------------------------ policy
+    policy = yaml.safe_load(cm["data"]["policy.yaml"])
+    check(ns in policy.get("excludedNamespaces", []), "release namespace missing from policy excludedNamespaces")
+    for k in values["policy"].get("excludedNamespaces", []):
+        check(k in policy["excludedNamespaces"], f"policy excludedNamespaces lost {k}")
+    check(policy.get("defaultMode") == values["policy"].get("defaultMode"), "policy defaultMode != values")
+    expected_policy = dict(values["policy"])
+    expected_policy["excludedNamespaces"] = policy.get("excludedNamespaces")
+    check(policy == expected_policy, "rendered policy differs from values.policy (beyond the added namespace)")
+
+    # ------------------------------------------------------ Service, PDB, SA
+    check(svc["metadata"]["name"] == fullname, "Service name differs from the Deployment name")
+    check(svc["spec"]["selector"] == sel, "Service selector != Deployment selector")
+    sports = {p["name"]: p for p in svc["spec"]["ports"]}
+    check(sports.get("https", {}).get("targetPort") in ("https", 8443), "Service https port does not target https")
+    check(sports.get("https", {}).get("port") == values["service"]["port"], "Service port != service.port")
+    pdbs = by_kind.get("PodDisruptionBudget", [])
+    if values["replicaCount"] > 1 and values["podDisruptionBudget"]["enabled"]:
+        if check(len(pdbs) == 1, "no PodDisruptionBudget with replicaCount > 1"):
+            check(pdbs[0]["spec"].get("minAvailable") == values["podDisruptionBudget"]["minAvailable"], "PDB minAvailable")
+            check(pdbs[0]["spec"]["selector"]["matchLabels"] == sel, "PDB selector != Deployment selector")
+    else:
+        check(not pdbs, "PodDisruptionBudget rendered for a single replica (it would block node drains)")
+    if values["serviceAccount"]["create"]:
+        sa = one("ServiceAccount")
+        if sa:
+            check(sa.get("automountServiceAccountToken") is False, "ServiceAccount automountServiceAccountToken is not false")
+            check(spec.get("serviceAccountName") == sa["metadata"]["name"], "pod does not use the chart's ServiceAccount")
+    check(not any(k in by_kind for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")), "RBAC rendered; none is needed")
+
+    # ---------------------------------------------------------------- webhooks
+    wh = values["webhooks"]
+    mutating_expected = wh["mutating"]["enabled"] and values["policy"].get("goRuntime", {}).get("enabled", True)
+    configs = []
+    for kind, expected, path in (("ValidatingWebhookConfiguration", wh["validating"]["enabled"], "/validate"),
+                                 ("MutatingWebhookConfiguration", mutating_expected, "/mutate")):
+        items = by_kind.get(kind, [])
+        if not expected:
+            check(not items, f"{kind} rendered although disabled")
+            continue
+        if not check(len(items) == 1 and len(items[0]["webhooks"]) == 1, f"expected one {kind} with one webhook"):
+            continue
+        cfg = items[0]
+        w = cfg["webhooks"][0]
+        configs.append((kind, cfg, w))
+        check(w["name"].count(".") >= 2, f"{kind}: webhook name {w['name']} is not fully qualified")
+        check(w.get("sideEffects") == "None", f"{kind}: sideEffects is not None")
+        check(w.get("admissionReviewVersions") == ["v1"], f"{kind}: admissionReviewVersions is not [v1]")
+        check(w.get("timeoutSeconds") == wh["timeoutSeconds"] and 1 <= w["timeoutSeconds"] <= 30,
+              f"{kind}: timeoutSeconds {w.get('timeoutSeconds')}")
+        cc = w["clientConfig"]
+        check("url" not in cc, f"{kind}: clientConfig.url set")
+        check(cc["service"] == {"name": fullname, "namespace": ns, "path": path, "port": values["service"]["port"]},
+              f"{kind}: clientConfig.service is {cc['service']}")
+        exprs = w.get("namespaceSelector", {}).get("matchExpressions", [])
+        notin = [e for e in exprs if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"]
+        excluded = set(notin[0]["values"]) if notin else set()
+        for n in ["kube-system", "kube-node-lease", ns] + wh["excludedNamespaces"]:
+            check(n in excluded, f"{kind}: namespaceSelector does not exclude {n}")
+        for e in wh["namespaceSelector"]["matchExpressions"]:
+            check(e in exprs, f"{kind}: extra namespaceSelector expression {e} missing")
+        for k, v in wh["namespaceSelector"]["matchLabels"].items():
+            check(w["namespaceSelector"].get("matchLabels", {}).get(k) == v, f"{kind}: extra matchLabels {k} missing")
+        check(w.get("objectSelector", {}) == wh["objectSelector"], f"{kind}: objectSelector differs from values")
+        own = wh["validating" if kind.startswith("Validating") else "mutating"].get("matchConditions", [])
+        check(w.get("matchConditions", []) == wh["matchConditions"] + own, f"{kind}: matchConditions differ from values")
+        rules = {(g, r): set(rule["operations"]) for rule in w["rules"]
+                 for g in rule["apiGroups"] for r in rule["resources"]}
+        for rule in w["rules"]:
+            check(rule.get("scope") == "Namespaced", f"{kind}: rule scope is not Namespaced")
+            check(not any("/" in r or r == "*" for r in rule["resources"]), f"{kind}: rule matches subresources or *")
+            check("DELETE" not in rule["operations"] and "*" not in rule["operations"], f"{kind}: rule matches DELETE")
+        if kind == "ValidatingWebhookConfiguration":
+            check(w.get("failurePolicy") == wh["validating"]["failurePolicy"], f"{kind}: failurePolicy")
+            for g, r in (("", "pods"), ("", "replicationcontrollers"), ("apps", "deployments"), ("apps", "statefulsets"),
+                         ("apps", "daemonsets"), ("apps", "replicasets"), ("batch", "jobs"), ("batch", "cronjobs")):
+                check(rules.get((g, r)) == {"CREATE", "UPDATE"}, f"{kind}: {g or 'core'}/{r} not matched on CREATE+UPDATE")
+        else:
+            check(w.get("failurePolicy") == wh["mutating"]["failurePolicy"], f"{kind}: failurePolicy")
+            check(w.get("reinvocationPolicy") == wh["mutating"]["reinvocationPolicy"], f"{kind}: reinvocationPolicy")
+            check(rules.get(("", "pods")) == {"CREATE"}, f"{kind}: pods not matched on CREATE only")
+            templates = values["policy"].get("goRuntime", {}).get("mutateTemplates", False)
+            check((("apps", "deployments") in rules) == bool(templates), f"{kind}: workload templates matched iff mutateTemplates")
+
+    # ------------------------------------------------------------ certificates
+    mode = values["certs"]["mode"]
+    bundles = [w["clientConfig"].get("caBundle") for _, _, w in configs]
+    svc_names = {fullname, f"{fullname}.{ns}.svc", f"{fullname}.{ns}.svc.cluster.local"}
+    if mode == "helm":
+        secrets = [s for s in by_kind.get("Secret", []) if s["metadata"]["name"] == tls_secret]
+        if check(len(secrets) == 1, f"helm mode: TLS Secret {tls_secret} not rendered"):
+            data = {k: base64.b64decode(v).decode() for k, v in secrets[0]["data"].items()}
+            check(secrets[0].get("type") == "kubernetes.io/tls", "TLS Secret type is not kubernetes.io/tls")
+            for b in bundles:
+                check(bool(b), "helm mode: empty caBundle")
+            check(len(set(bundles)) == 1, "helm mode: the webhooks carry different caBundles")
+            if bundles and bundles[0]:
+                ca_pem = base64.b64decode(bundles[0]).decode()
+                check(ca_pem == data.get("ca.crt"), "caBundle != ca.crt of the TLS Secret")
+                ca = load_cert(ca_pem)
+                leaf = load_cert(data["tls.crt"])
+                bc = ext(ca, x509.BasicConstraints)
+                check(bc is not None and bc.ca, "caBundle certificate is not a CA")
+                check(leaf.issuer == ca.subject, "serving certificate's issuer is not the caBundle CA")
+                try:
+                    verify_signed_by(leaf, ca)
+                except Exception as e:  # noqa: BLE001
+                    check(False, f"serving certificate is not signed by the caBundle CA: {e}")
+                lbc = ext(leaf, x509.BasicConstraints)
+                check(lbc is None or not lbc.ca, "serving certificate is a CA")
+                san = ext(leaf, x509.SubjectAlternativeName)
+                sans = set(san.get_values_for_type(x509.DNSName)) if san else set()
+                check(svc_names <= sans, f"serving certificate SANs {sans} lack {svc_names - sans}")
+                eku = ext(leaf, x509.ExtendedKeyUsage)
+                check(eku is not None and ExtendedKeyUsageOID.SERVER_AUTH in eku, "serving certificate lacks serverAuth")
+                now = datetime.datetime.now(datetime.timezone.utc)
+                for name, cert in (("CA", ca), ("serving", leaf)):
+                    check(cert.not_valid_before_utc <= now + datetime.timedelta(minutes=5), f"{name} certificate not yet valid")
+                    days = (cert.not_valid_after_utc - now).days
+                    check(days >= values["certs"]["helm"]["validityDays"] - 2, f"{name} certificate valid only {days} days")
+                key = serialization.load_pem_private_key(data["tls.key"].encode(), password=None)
+                pub = lambda k: k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+                check(pub(key.public_key()) == pub(leaf.public_key()), "tls.key does not match tls.crt")
+                check("PRIVATE KEY" not in data.get("ca.crt", ""), "CA private key stored in the Secret")
+    elif mode == "certManager":
+        for kind, cfg, w in configs:
+            check(not w["clientConfig"].get("caBundle"), f"{kind}: caBundle set in certManager mode")
+        certs = {c["metadata"]["name"]: c for c in by_kind.get("Certificate", [])}
+        serving = [c for c in certs.values() if c["spec"].get("secretName") == tls_secret]
+        if check(len(serving) == 1, f"certManager mode: no Certificate writes Secret {tls_secret}"):
+            cs = serving[0]
+            for kind, cfg, w in configs:
+                check(cfg["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from") == f"{ns}/{cs['metadata']['name']}",
+                      f"{kind}: inject-ca-from does not name the serving Certificate")
+            check(svc_names <= set(cs["spec"].get("dnsNames", [])), "Certificate dnsNames lack the service names")
+            check(not cs["spec"].get("isCA"), "serving Certificate is a CA")
+            check("server auth" in cs["spec"].get("usages", ["server auth"]), "serving Certificate lacks server auth")
+            ref = cs["spec"]["issuerRef"]
+            if values["certs"]["certManager"]["issuerRef"]:
+                check(ref["name"] == values["certs"]["certManager"]["issuerRef"]["name"], "issuerRef not used")
+                check(not by_kind.get("Issuer"), "chart created Issuers although issuerRef is given")
+            else:
+                issuers = {i["metadata"]["name"]: i for i in by_kind.get("Issuer", [])}
+                ca_issuer = issuers.get(ref["name"])
+                if check(ca_issuer is not None and ref.get("kind", "Issuer") == "Issuer", "serving Certificate's Issuer not rendered"):
+                    ca_secret = ca_issuer["spec"].get("ca", {}).get("secretName")
+                    ca_cert = [c for c in certs.values() if c["spec"].get("secretName") == ca_secret]
+                    check(len(ca_cert) == 1 and ca_cert[0]["spec"].get("isCA") is True, "CA Issuer's secret is not a CA Certificate")
+                    if ca_cert:
+                        root = issuers.get(ca_cert[0]["spec"]["issuerRef"]["name"], {})
+                        check("selfSigned" in root.get("spec", {}), "CA Certificate is not issued by a selfSigned Issuer")
+        check(not [s for s in by_kind.get("Secret", []) if s["metadata"]["name"] == tls_secret], "certManager mode renders the TLS Secret itself")
+    elif mode == "secret":
+        check(tls_secret == values["certs"]["secret"]["name"], "secret mode: pod does not mount certs.secret.name")
+        for kind, cfg, w in configs:
+            check(w["clientConfig"].get("caBundle", "").strip() == "".join(values["certs"]["secret"]["caBundle"].split()),
+                  f"{kind}: caBundle != certs.secret.caBundle")
+        check(not by_kind.get("Secret"), "secret mode renders a Secret")
+        check(not by_kind.get("Certificate"), "secret mode renders a Certificate")
+
+    # ------------------------------------------------------------- optional
+    if values["networkPolicy"]["enabled"]:
+        np_ = one("NetworkPolicy")
+        if np_:
+            check(np_["spec"]["podSelector"]["matchLabels"] == sel, "NetworkPolicy podSelector != pods")
+            check(set(np_["spec"]["policyTypes"]) == {"Ingress", "Egress"}, "NetworkPolicy policyTypes")
+            ports_allowed = {p["port"] for r in np_["spec"]["ingress"] for p in r.get("ports", [])}
+            check(ports_allowed == {"https", "metrics"}, f"NetworkPolicy allows ports {ports_allowed}")
+            check(all(r.get("ports") for r in np_["spec"]["ingress"]), "NetworkPolicy ingress rule without ports")
+    else:
+        check(not by_kind.get("NetworkPolicy"), "NetworkPolicy rendered although disabled")
+    if values["metrics"]["serviceMonitor"]["enabled"]:
+        sm = one("ServiceMonitor")
+        if sm:
+            check(sm["spec"]["selector"]["matchLabels"] == sel, "ServiceMonitor selector")
+            check(sm["spec"]["endpoints"][0]["port"] == "metrics", "ServiceMonitor port")
+            check("metrics" in sports, "Service has no metrics port")
+    else:
+        check(not by_kind.get("ServiceMonitor"), "ServiceMonitor rendered although disabled")
+
+    return report()
+
+
+def report():
+    for f in FAILURES:
+        print(f"    assertion failed: {f}")
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

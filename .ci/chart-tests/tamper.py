@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Writes broken variants of a rendered chart, to prove the checks catch them.
+
+usage: tamper.py RENDERED.yaml OUT_DIR FIXTURE_CA.pem
+
+Writes OUT_DIR/NAME.yaml for each tampering and prints the names, one a line.
+"""
+import base64
+import copy
+import os
+import sys
+
+import yaml
+
+
+def find(docs, kind):
+    return next(d for d in docs if d["kind"] == kind)
+
+
+def container(docs):
+    return find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+def webhook(docs, kind):
+    return find(docs, kind)["webhooks"][0]
+
+
+def drop_ns(docs, ns):
+    for e in webhook(docs, "ValidatingWebhookConfiguration")["namespaceSelector"]["matchExpressions"]:
+        if e["key"] == "kubernetes.io/metadata.name":
+            e["values"].remove(ns)
+
+
+def drop_kube_system_mutating(docs):
+    for e in webhook(docs, "MutatingWebhookConfiguration")["namespaceSelector"]["matchExpressions"]:
+        if e["key"] == "kubernetes.io/metadata.name":
+            e["values"].remove("kube-system")
+
+
+def policy_without_ns(docs, ns):
+    cm = find(docs, "ConfigMap")
+    policy = yaml.safe_load(cm["data"]["policy.yaml"])
+    policy["excludedNamespaces"].remove(ns)
+    cm["data"]["policy.yaml"] = yaml.safe_dump(policy)
+
+
+def main():
+    rendered, out, ca_file = sys.argv[1:4]
+    with open(rendered) as fh:
+        base = [d for d in yaml.safe_load_all(fh) if d]
+    ns = find(base, "Deployment")["metadata"]["namespace"]
+    other_ca = base64.b64encode(open(ca_file, "rb").read()).decode()
+    secret_data = lambda d: find(d, "Secret")["data"]  # noqa: E731
+
+    tamperings = {
+        "release-namespace-not-excluded": lambda d: drop_ns(d, ns),
+        "kube-system-not-excluded": drop_kube_system_mutating,
+        "side-effects-unknown": lambda d: webhook(d, "ValidatingWebhookConfiguration").update(sideEffects="Unknown"),
+        "review-versions-v1beta1": lambda d: webhook(d, "MutatingWebhookConfiguration").update(admissionReviewVersions=["v1", "v1beta1"]),
+        "mutating-fails-closed": lambda d: webhook(d, "MutatingWebhookConfiguration").update(failurePolicy="Fail"),
+        "timeout-too-long": lambda d: webhook(d, "ValidatingWebhookConfiguration").update(timeoutSeconds=30),
+        "cronjobs-not-validated": lambda d: webhook(d, "ValidatingWebhookConfiguration")["rules"][-1].update(resources=["jobs"]),
+        "other-ca-in-one-webhook": lambda d: webhook(d, "ValidatingWebhookConfiguration")["clientConfig"].update(caBundle=other_ca),
+        "empty-ca-bundle": lambda d: [webhook(d, k)["clientConfig"].pop("caBundle") for k in
+                                      ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")],
+        "serving-cert-is-the-ca": lambda d: secret_data(d).update({"tls.crt": secret_data(d)["ca.crt"]}),
+        "policy-mounted-with-subpath": lambda d: container(d)["volumeMounts"][1].update(subPath="policy.yaml"),
+        "writable-root-filesystem": lambda d: container(d)["securityContext"].update(readOnlyRootFilesystem=False),
+        "capabilities-kept": lambda d: container(d)["securityContext"].pop("capabilities"),
+        "token-mounted": lambda d: find(d, "Deployment")["spec"]["template"]["spec"].pop("automountServiceAccountToken"),
+        "no-memory-limit": lambda d: container(d)["resources"]["limits"].pop("memory"),
+        "readiness-on-healthz": lambda d: container(d)["readinessProbe"]["httpGet"].update(path="/healthz"),
+        "no-pdb": lambda d: d.remove(find(d, "PodDisruptionBudget")),
+        "policy-judges-own-namespace": lambda d: policy_without_ns(d, ns),
+    }
+    os.makedirs(out, exist_ok=True)
+    for name, fn in tamperings.items():
+        docs = copy.deepcopy(base)
+        fn(docs)
+        with open(os.path.join(out, f"{name}.yaml"), "w") as fh:
+            yaml.safe_dump_all(docs, fh, sort_keys=False)
+        print(name)
+
+
+if __name__ == "__main__":
+    main()
