@@ -35,7 +35,8 @@ fn engine(c: &mut Criterion) {
     let deployment = three_container_deployment();
     c.bench_function("judge+patch 3-container Deployment", |b| {
         b.iter(|| {
-            let workload = Workload::locate("Deployment", black_box(&deployment)).expect("workload");
+            let workload =
+                Workload::locate("Deployment", black_box(&deployment)).expect("workload");
             let spec = workload.read_spec().expect("spec");
             let subject = workload.subject("shop", &spec);
             let judgement = policy.judge(&subject);
@@ -50,9 +51,10 @@ fn engine(c: &mut Criterion) {
     );
     let body = std::fs::read(path).expect("corpus file (../shared/corpus beside the repo)");
     for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
-        c.bench_function(&format!("review {} 5 KB Pod AdmissionReview", endpoint.as_str()), |b| {
-            b.iter(|| black_box(review(&policy, endpoint, black_box(&body)).expect("review")))
-        });
+        c.bench_function(
+            &format!("review {} 5 KB Pod AdmissionReview", endpoint.as_str()),
+            |b| b.iter(|| black_box(review(&policy, endpoint, black_box(&body)).expect("review"))),
+        );
     }
 }
 

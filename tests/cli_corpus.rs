@@ -11,7 +11,10 @@ fn corpus() -> PathBuf {
 }
 
 fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
 }
 
 fn deployguard(args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -27,31 +30,56 @@ fn deployguard(args: &[&str], stdin: Option<&[u8]>) -> Output {
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .expect("spawn deployguard");
-            child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input)
+                .expect("write stdin");
             child.wait_with_output().expect("wait deployguard")
         }
     }
 }
 
 fn exit_code(output: &Output) -> i32 {
-    output.status.code().unwrap_or_else(|| panic!("deployguard died by a signal: {output:?}"))
+    output
+        .status
+        .code()
+        .unwrap_or_else(|| panic!("deployguard died by a signal: {output:?}"))
 }
 
 fn stdout_json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {output:?}"))
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {output:?}"))
 }
 
 #[test]
 fn check_judges_the_whole_corpus_without_errors() {
-    let output = deployguard(&["check", "--output", "json", &corpus().display().to_string()], None);
+    let output = deployguard(
+        &["check", "--output", "json", &corpus().display().to_string()],
+        None,
+    );
     let report = stdout_json(&output);
-    assert_eq!(exit_code(&output), 1, "the corpus has enforce findings: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        exit_code(&output),
+        1,
+        "the corpus has enforce findings: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let summary = &report["summary"];
     assert!(summary["files"].as_u64().unwrap() >= 240, "{summary}");
     assert!(summary["workloads"].as_u64().unwrap() >= 300, "{summary}");
     assert_eq!(summary["errors"], 0, "{}", report["errors"]);
     for result in report["results"].as_array().unwrap() {
-        for key in ["source", "index", "apiVersion", "kind", "namespace", "name", "findings"] {
+        for key in [
+            "source",
+            "index",
+            "apiVersion",
+            "kind",
+            "namespace",
+            "name",
+            "findings",
+        ] {
             assert!(result.get(key).is_some(), "{key} missing in {result}");
         }
         for finding in result["findings"].as_array().unwrap() {
@@ -65,7 +93,10 @@ fn check_judges_the_whole_corpus_without_errors() {
 #[test]
 fn list_items_and_indexes() {
     let file = corpus().join("istio_istio__pkg__kube__inject__testdata__inject__list.yaml");
-    let report = stdout_json(&deployguard(&["check", "--output", "json", &file.display().to_string()], None));
+    let report = stdout_json(&deployguard(
+        &["check", "--output", "json", &file.display().to_string()],
+        None,
+    ));
     let results = report["results"].as_array().unwrap();
     assert!(results.len() >= 2, "{report}");
     for (k, result) in results.iter().enumerate() {
@@ -76,9 +107,15 @@ fn list_items_and_indexes() {
 
 #[test]
 fn examples_exit_codes() {
-    let good = deployguard(&["check", &repo("examples/compliant-deployment.yaml")], None);
+    let good = deployguard(
+        &["check", &repo("examples/compliant-deployment.yaml")],
+        None,
+    );
     assert_eq!(exit_code(&good), 0, "{good:?}");
-    let bad = deployguard(&["check", &repo("examples/noncompliant-deployment.yaml")], None);
+    let bad = deployguard(
+        &["check", &repo("examples/noncompliant-deployment.yaml")],
+        None,
+    );
     assert_eq!(exit_code(&bad), 1);
     let text = String::from_utf8_lossy(&bad.stdout);
     assert!(
@@ -86,7 +123,10 @@ fn examples_exit_codes() {
         "{text}"
     );
     assert!(text.contains("(readiness-probe) [enforce]"), "{text}");
-    assert!(text.lines().last().unwrap().contains("1 would be denied"), "{text}");
+    assert!(
+        text.lines().last().unwrap().contains("1 would be denied"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -97,12 +137,23 @@ fn input_errors_name_the_file_and_document_and_exit_2() {
     let report = stdout_json(&output);
     let errors = report["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 2, "{report}");
-    assert_eq!((errors[0]["source"].as_str(), errors[0]["index"].as_u64()), (Some("-"), Some(1)));
-    assert!(errors[0]["message"].as_str().unwrap().contains("spec.containers[0].resources.limits.memory"));
+    assert_eq!(
+        (errors[0]["source"].as_str(), errors[0]["index"].as_u64()),
+        (Some("-"), Some(1))
+    );
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.containers[0].resources.limits.memory")
+    );
     assert_eq!(errors[1]["index"], 2);
     let text = deployguard(&["check", "-"], Some(input));
     let stderr = String::from_utf8_lossy(&text.stderr);
-    assert!(stderr.contains("-: document 1: spec.containers[0].resources.limits.memory: \"12Mb\""), "{stderr}");
+    assert!(
+        stderr.contains("-: document 1: spec.containers[0].resources.limits.memory: \"12Mb\""),
+        "{stderr}"
+    );
     let missing = deployguard(&["check", "/nonexistent/file.yaml"], None);
     assert_eq!(exit_code(&missing), 2);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/file.yaml"));
@@ -113,9 +164,20 @@ fn config_errors_exit_2_naming_the_key() {
     let dir = tempdir();
     let policy = dir.join("policy.yaml");
     std::fs::write(&policy, "rules:\n  cpu-limits: warn\n").unwrap();
-    let output = deployguard(&["check", "--config", &policy.display().to_string(), &repo("examples")], None);
+    let output = deployguard(
+        &[
+            "check",
+            "--config",
+            &policy.display().to_string(),
+            &repo("examples"),
+        ],
+        None,
+    );
     assert_eq!(exit_code(&output), 2);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("rules.cpu-limits"), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("rules.cpu-limits"),
+        "{output:?}"
+    );
     let printed = deployguard(&["config", "default"], None);
     std::fs::write(&policy, &printed.stdout).unwrap();
     let valid = deployguard(&["config", "validate", &policy.display().to_string()], None);
@@ -134,7 +196,15 @@ fn warn_rollout_turns_denials_into_warnings() {
     let dir = tempdir();
     let policy = dir.join("warn.yaml");
     std::fs::write(&policy, "defaultMode: warn\n").unwrap();
-    let output = deployguard(&["check", "--config", &policy.display().to_string(), &repo("examples/noncompliant-deployment.yaml")], None);
+    let output = deployguard(
+        &[
+            "check",
+            "--config",
+            &policy.display().to_string(),
+            &repo("examples/noncompliant-deployment.yaml"),
+        ],
+        None,
+    );
     assert_eq!(exit_code(&output), 0, "{output:?}");
 }
 
@@ -142,38 +212,68 @@ fn warn_rollout_turns_denials_into_warnings() {
 fn mutate_is_idempotent_over_the_corpus() {
     let dir = tempdir();
     let first = deployguard(&["mutate", &corpus().display().to_string()], None);
-    assert_eq!(exit_code(&first), 0, "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(
+        exit_code(&first),
+        0,
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let once = dir.join("once.yaml");
     std::fs::write(&once, &first.stdout).unwrap();
     let second = deployguard(&["mutate", &once.display().to_string()], None);
     assert_eq!(exit_code(&second), 0);
-    assert_eq!(String::from_utf8_lossy(&second.stdout), String::from_utf8_lossy(&first.stdout));
-    let injected = String::from_utf8_lossy(&first.stdout).matches("deployguard.io/injected").count();
-    assert!(injected >= 90, "templates and pods alike are injected: {injected}");
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        String::from_utf8_lossy(&first.stdout)
+    );
+    let injected = String::from_utf8_lossy(&first.stdout)
+        .matches("deployguard.io/injected")
+        .count();
+    assert!(
+        injected >= 90,
+        "templates and pods alike are injected: {injected}"
+    );
     // The mutated corpus judges like the original, save for env the injection added.
-    let check = stdout_json(&deployguard(&["check", "--output", "json", &once.display().to_string()], None));
+    let check = stdout_json(&deployguard(
+        &["check", "--output", "json", &once.display().to_string()],
+        None,
+    ));
     assert_eq!(check["summary"]["errors"], 0);
 }
 
 #[test]
 fn mutate_json_keeps_lists_as_lists_and_untouched_documents_verbatim() {
     let file = corpus().join("istio_istio__pkg__kube__inject__testdata__inject__list.yaml");
-    let output = deployguard(&["mutate", "--output", "json", &file.display().to_string()], None);
+    let output = deployguard(
+        &["mutate", "--output", "json", &file.display().to_string()],
+        None,
+    );
     let docs = stdout_json(&output);
     assert_eq!(docs[0]["kind"], "List");
     let input = "# keep this comment\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n";
     let output = deployguard(&["mutate", "-"], Some(input.as_bytes()));
-    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("---\n{input}"));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("---\n{input}")
+    );
 }
 
 /// Corpus AdmissionReviews, and bare AdmissionRequests wrapped in one.
 fn corpus_reviews() -> Vec<(String, Vec<u8>)> {
     let mut reviews = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(corpus()).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(corpus())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
-    for path in names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+    for path in names
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    {
         let text = std::fs::read(&path).unwrap();
-        let Ok(value) = serde_json::from_slice::<Value>(&text) else { continue };
+        let Ok(value) = serde_json::from_slice::<Value>(&text) else {
+            continue;
+        };
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if value["kind"] == "AdmissionReview" {
             reviews.push((name, text));
@@ -196,13 +296,24 @@ fn review_answers_every_corpus_request_on_both_endpoints() {
             if exit_code(&output) == 2 {
                 // Test fixtures that drop fields the API server always sends get a clear error.
                 let stderr = String::from_utf8_lossy(&output.stderr);
-                assert!(stderr.contains("is not an AdmissionReview: "), "{name}: {stderr}");
+                assert!(
+                    stderr.contains("is not an AdmissionReview: "),
+                    "{name}: {stderr}"
+                );
                 continue;
             }
-            assert_eq!(exit_code(&output), 0, "{name} {endpoint}: {}", String::from_utf8_lossy(&output.stderr));
+            assert_eq!(
+                exit_code(&output),
+                0,
+                "{name} {endpoint}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
             let response = stdout_json(&output);
             assert_eq!(response["apiVersion"], request["apiVersion"], "{name}");
-            assert_eq!(response["response"]["uid"], request["request"]["uid"], "{name}");
+            assert_eq!(
+                response["response"]["uid"], request["request"]["uid"],
+                "{name}"
+            );
             if endpoint == "mutate" {
                 assert_eq!(response["response"]["allowed"], true, "{name}");
             } else {
@@ -215,12 +326,21 @@ fn review_answers_every_corpus_request_on_both_endpoints() {
 #[test]
 fn golden_outputs() {
     let check = |files: &[&str]| {
-        let paths: Vec<String> = files.iter().map(|f| corpus().join(f).display().to_string()).collect();
+        let paths: Vec<String> = files
+            .iter()
+            .map(|f| corpus().join(f).display().to_string())
+            .collect();
         let mut args = vec!["check", "--output", "json"];
         args.extend(paths.iter().map(String::as_str));
         let mut report = stdout_json(&deployguard(&args, None));
         for result in report["results"].as_array_mut().unwrap() {
-            let source = result["source"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+            let source = result["source"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned();
             result["source"] = json!(source);
         }
         report
@@ -250,7 +370,11 @@ fn golden_outputs() {
 }
 
 fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("deployguard-cli-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let dir = std::env::temp_dir().join(format!(
+        "deployguard-cli-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -26,25 +26,37 @@ fn quantity() -> impl Strategy<Value = Value> {
 }
 
 fn limits() -> impl Strategy<Value = Option<Value>> {
-    proptest::option::of((proptest::option::of(quantity()), proptest::option::of(quantity())).prop_map(|(cpu, memory)| {
-        let mut map = serde_json::Map::new();
-        if let Some(cpu) = cpu {
-            map.insert("cpu".into(), cpu);
-        }
-        if let Some(memory) = memory {
-            map.insert("memory".into(), memory);
-        }
-        json!({"limits": map})
-    }))
+    proptest::option::of(
+        (
+            proptest::option::of(quantity()),
+            proptest::option::of(quantity()),
+        )
+            .prop_map(|(cpu, memory)| {
+                let mut map = serde_json::Map::new();
+                if let Some(cpu) = cpu {
+                    map.insert("cpu".into(), cpu);
+                }
+                if let Some(memory) = memory {
+                    map.insert("memory".into(), memory);
+                }
+                json!({"limits": map})
+            }),
+    )
 }
 
 fn env() -> impl Strategy<Value = Option<Value>> {
     let entry = prop_oneof![
         Just(json!({"name": "GOMAXPROCS", "value": "1"})),
-        Just(json!({"name": "GOMEMLIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}})),
+        Just(
+            json!({"name": "GOMEMLIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}})
+        ),
         "[A-Z_]{1,8}".prop_map(|name| json!({"name": name, "value": "x"})),
     ];
-    prop_oneof![Just(None), Just(Some(Value::Null)), proptest::collection::vec(entry, 0..3).prop_map(|v| Some(json!(v)))]
+    prop_oneof![
+        Just(None),
+        Just(Some(Value::Null)),
+        proptest::collection::vec(entry, 0..3).prop_map(|v| Some(json!(v)))
+    ]
 }
 
 fn container(index: usize) -> impl Strategy<Value = Value> {
@@ -95,7 +107,9 @@ fn metadata() -> impl Strategy<Value = Option<Value>> {
         Just(None),
         Just(Some(json!({"name": "x"}))),
         Just(Some(json!({"name": "x", "annotations": {"a/b": "c"}}))),
-        Just(Some(json!({"name": "x", "annotations": {"deployguard.io/injected": "old: GOMAXPROCS=2"}}))),
+        Just(Some(
+            json!({"name": "x", "annotations": {"deployguard.io/injected": "old: GOMAXPROCS=2"}})
+        )),
         Just(Some(json!({"name": "x", "annotations": null}))),
     ]
 }
@@ -133,11 +147,21 @@ fn mutate_ops(policy: &Policy, object: &Value) -> Vec<json_patch::PatchOperation
         "uid": "u", "kind": {"group": "", "version": "v1", "kind": object["kind"]},
         "resource": {"group": "", "version": "v1", "resource": "x"}, "namespace": "default",
         "operation": "CREATE", "userInfo": {}, "object": object}});
-    let outcome = review(policy, Endpoint::Mutate, &serde_json::to_vec(&body).unwrap()).unwrap();
+    let outcome = review(
+        policy,
+        Endpoint::Mutate,
+        &serde_json::to_vec(&body).unwrap(),
+    )
+    .unwrap();
     let response: Value = serde_json::from_slice(&outcome.body).unwrap();
     match response["response"]["patch"].as_str() {
         None => Vec::new(),
-        Some(b64) => serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap(),
+        Some(b64) => serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        )
+        .unwrap(),
     }
 }
 
@@ -148,12 +172,16 @@ fn memory_limits(object: &Value) -> Vec<(String, Option<u128>)> {
         .or_else(|| object.pointer("/spec/template/spec"))
         .or_else(|| object.pointer("/spec/jobTemplate/spec/template/spec"))
         .unwrap();
-    let pod = spec.pointer("/resources/limits/memory").map(|q| Quantity::from_json(q).unwrap().units_ceil());
+    let pod = spec
+        .pointer("/resources/limits/memory")
+        .map(|q| Quantity::from_json(q).unwrap().units_ceil());
     ["containers", "initContainers"]
         .iter()
         .flat_map(|field| spec[field].as_array().cloned().unwrap_or_default())
         .map(|c| {
-            let own = c.pointer("/resources/limits/memory").map(|q| Quantity::from_json(q).unwrap().units_ceil());
+            let own = c
+                .pointer("/resources/limits/memory")
+                .map(|q| Quantity::from_json(q).unwrap().units_ceil());
             (c["name"].as_str().unwrap().to_owned(), own.or(pod))
         })
         .collect()
@@ -186,7 +214,7 @@ proptest! {
             for c in patched.pointer(&format!("{spec_path}/{field}")).and_then(Value::as_array).cloned().unwrap_or_default() {
                 let name = c["name"].as_str().unwrap();
                 let injected = c["env"].as_array().into_iter().flatten()
-                    .filter(|e| e["name"] == "GOMEMLIMIT").filter_map(|e| e["value"].as_str()).last();
+                    .filter(|e| e["name"] == "GOMEMLIMIT").filter_map(|e| e["value"].as_str()).next_back();
                 let original_sets = object.to_string().contains("GOMEMLIMIT");
                 let Some(value) = injected else { continue };
                 if original_sets { continue; }
@@ -225,7 +253,9 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
         Just(json!(u64::MAX)),
         "\\PC{0,12}".prop_map(Value::String),
         Just(json!("")),
@@ -236,9 +266,16 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             proptest::collection::btree_map(
-                prop_oneof![Just("name".to_owned()), Just("value".to_owned()), Just("cpu".to_owned()),
-                    Just("memory".to_owned()), Just("limits".to_owned()), Just("port".to_owned()),
-                    Just("httpGet".to_owned()), "[a-z]{1,6}"],
+                prop_oneof![
+                    Just("name".to_owned()),
+                    Just("value".to_owned()),
+                    Just("cpu".to_owned()),
+                    Just("memory".to_owned()),
+                    Just("limits".to_owned()),
+                    Just("port".to_owned()),
+                    Just("httpGet".to_owned()),
+                    "[a-z]{1,6}"
+                ],
                 inner,
                 0..4,
             )

@@ -187,8 +187,18 @@ fn update_with_unchanged_pod_spec_is_allowed() {
             "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
     };
     let cases = [
-        ("UPDATE", deployment(5, "a:1"), Some(deployment(1, "a:1")), true),
-        ("UPDATE", deployment(1, "a:2"), Some(deployment(1, "a:1")), false),
+        (
+            "UPDATE",
+            deployment(5, "a:1"),
+            Some(deployment(1, "a:1")),
+            true,
+        ),
+        (
+            "UPDATE",
+            deployment(1, "a:2"),
+            Some(deployment(1, "a:1")),
+            false,
+        ),
         ("CREATE", deployment(1, "a:1"), None, false),
     ];
     for (operation, object, old, allowed) in cases {

@@ -47,7 +47,7 @@ pub fn run(args: ReviewArgs) -> CliResult {
         EndpointArg::Mutate => Endpoint::Mutate,
     };
     let outcome = review(&policy, endpoint, &body)
-        .with_context(|| format!("{}", args.file))
+        .with_context(|| args.file.clone())
         .map_err(input_error)?;
     let mut stdout = std::io::stdout().lock();
     // The body is printed byte for byte as the server sends it, then a newline.

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use thiserror::Error;
 
-use super::quantity::{Quantity, QuantityError};
+use super::quantity::Quantity;
 
 /// A field of the object that cannot be read, named by its path.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -207,8 +207,7 @@ fn read_resources(value: Option<&Value>, at: &Path) -> Result<(CpuMemory, CpuMem
         let quantity = |name: &str| -> Result<Option<Quantity>, SpecError> {
             present(list.get(name))
                 .map(|raw| {
-                    Quantity::from_json(raw)
-                        .map_err(|e| map_path.join(name).error(quantity_problem(e)))
+                    Quantity::from_json(raw).map_err(|e| map_path.join(name).error(e.to_string()))
                 })
                 .transpose()
         };
@@ -218,10 +217,6 @@ fn read_resources(value: Option<&Value>, at: &Path) -> Result<(CpuMemory, CpuMem
         })
     };
     Ok((read_map("limits")?, read_map("requests")?))
-}
-
-fn quantity_problem(error: QuantityError) -> String {
-    error.to_string()
 }
 
 fn read_env<'a>(env: &'a Value, at: &Path) -> Result<Vec<EnvVar<'a>>, SpecError> {

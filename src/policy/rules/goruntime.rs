@@ -160,7 +160,7 @@ pub fn injection<'a>(
             }
         }
     }
-    (!vars.is_empty()).then(|| ContainerInjection {
+    (!vars.is_empty()).then_some(ContainerInjection {
         role: container.role,
         index: container.index,
         name: container.name,
