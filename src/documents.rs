@@ -105,8 +105,13 @@ fn marker(line: &str) -> Option<(&'static str, &str)> {
 fn has_content(text: &str) -> bool {
     text.lines().any(|line| {
         let line = line.trim_start();
-        !line.is_empty() && !line.starts_with('#')
+        !line.is_empty() && !line.starts_with('#') && !line.starts_with('%')
     })
+}
+
+/// `%YAML` / `%TAG` directives belong to the document the next `---` opens.
+fn has_directive(text: &str) -> bool {
+    text.lines().any(|line| line.starts_with('%'))
 }
 
 fn split_yaml(text: &str) -> Vec<Chunk<'_>> {
@@ -116,6 +121,7 @@ fn split_yaml(text: &str) -> Vec<Chunk<'_>> {
     let mut offset = 0;
     for (line_number, line) in text.split_inclusive('\n').enumerate() {
         if let Some((mark, rest)) = marker(line) {
+            let mut next_start = (offset + (line.len() - rest.len()), line_number);
             if let Some((start, first_line, explicit)) = open.take() {
                 let body = &text[start..offset];
                 if explicit || has_content(body) {
@@ -123,12 +129,14 @@ fn split_yaml(text: &str) -> Vec<Chunk<'_>> {
                         text: body,
                         first_line,
                     });
+                } else if mark == "---" && has_directive(body) {
+                    // Keep the directives and the `---` with the document they open.
+                    next_start = (start, first_line);
                 }
             }
-            let rest_start = offset + (line.len() - rest.len());
             open = match mark {
-                "---" => Some((rest_start, line_number, true)),
-                // After `...` only content opens a document.
+                "---" => Some((next_start.0, next_start.1, true)),
+                // After `...` only content or a directive opens a document.
                 _ => Some((offset + line.len(), line_number + 1, false)),
             };
         }

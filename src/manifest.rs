@@ -38,54 +38,69 @@ fn item_prefix(item: Option<usize>) -> String {
     item.map(|k| format!("item {k}: ")).unwrap_or_default()
 }
 
-/// Judges every workload in a document (each item of a `List`).
+/// Judges every workload in a document (each item of a `List` on its own, so one
+/// unreadable item does not hide the judgement of the others).
 pub fn judge_document(
     policy: &Policy,
     document: &Value,
-) -> Result<Vec<WorkloadResult>, ManifestError> {
-    let mut results = Vec::new();
-    for (item, object) in objects(document) {
-        let judged = with_workload(item, object, |workload, subject| WorkloadResult {
-            item,
-            api_version: object
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            kind: workload.kind.as_str().to_owned(),
-            namespace: subject.namespace.to_owned(),
-            name: name_of(workload.object).to_owned(),
-            findings: policy.judge(subject).findings,
-        })?;
-        results.extend(judged);
-    }
-    Ok(results)
+) -> Vec<Result<WorkloadResult, ManifestError>> {
+    objects(document)
+        .filter_map(|(item, object)| {
+            with_workload(item, object, |workload, subject| WorkloadResult {
+                item,
+                api_version: object
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                kind: workload.kind.as_str().to_owned(),
+                namespace: subject.namespace.to_owned(),
+                name: name_of(workload.object).to_owned(),
+                findings: policy.judge(subject).findings,
+            })
+            .transpose()
+        })
+        .collect()
+}
+
+/// What [`mutate_document`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Mutation {
+    /// Patch operations applied.
+    pub ops: usize,
+    /// Objects left unchanged because they could not be read.
+    pub errors: Vec<ManifestError>,
 }
 
 /// Applies the Go runtime injection to every pod spec in a document, templates included
-/// (so GitOps users can commit the result). Returns the number of patch operations.
-pub fn mutate_document(policy: &Policy, document: &mut Value) -> Result<usize, ManifestError> {
+/// (so GitOps users can commit the result).
+pub fn mutate_document(policy: &Policy, document: &mut Value) -> Mutation {
+    let mut mutation = Mutation::default();
     let mut patches = Vec::new();
     for (item, object) in objects(document) {
-        let ops = with_workload(item, object, |workload, subject| {
+        match with_workload(item, object, |workload, subject| {
             injection_patch(workload, &policy.injections(subject))
-        })?;
-        patches.extend(ops.filter(|ops| !ops.is_empty()).map(|ops| (item, ops)));
+        }) {
+            Ok(Some(ops)) if !ops.is_empty() => patches.push((item, ops)),
+            Ok(_) => {}
+            Err(error) => mutation.errors.push(error),
+        }
     }
-    let mut applied = 0;
     for (item, ops) in patches {
         let target = match item {
             None => Some(&mut *document),
             Some(k) => document.get_mut("items").and_then(|items| items.get_mut(k)),
         };
         let Some(target) = target else { continue };
-        json_patch::patch(target, &ops).map_err(|e| ManifestError::Unreadable {
-            item,
-            message: format!("patch did not apply: {e}"),
-        })?;
-        applied += ops.len();
+        match json_patch::patch(target, &ops) {
+            Ok(()) => mutation.ops += ops.len(),
+            Err(e) => mutation.errors.push(ManifestError::Unreadable {
+                item,
+                message: format!("patch did not apply: {e}"),
+            }),
+        }
     }
-    Ok(applied)
+    mutation
 }
 
 /// Runs `f` on the object's workload view, if the object is a workload.
@@ -159,7 +174,10 @@ mod tests {
             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "shop"},
              "spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}},
         ]});
-        let results = judge_document(&Policy::default(), &list).unwrap();
+        let results: Vec<WorkloadResult> = judge_document(&Policy::default(), &list)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(results.len(), 1);
         assert_eq!(results[0].item, Some(1));
         assert_eq!(
@@ -178,9 +196,12 @@ mod tests {
     fn no_namespace_means_default_and_workloads_without_findings_still_count() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"restartPolicy": "Never",
             "containers": [{"name": "c", "resources": {"limits": {"cpu": 1, "memory": "1Gi"}}}]}});
-        let results = judge_document(&Policy::default(), &pod).unwrap();
-        assert_eq!(results[0].namespace, "default");
-        assert_eq!(results[0].findings, []);
+        let results = judge_document(&Policy::default(), &pod)
+            .pop()
+            .unwrap()
+            .unwrap();
+        assert_eq!(results.namespace, "default");
+        assert_eq!(results.findings, []);
     }
 
     #[test]
@@ -189,7 +210,13 @@ mod tests {
             {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {"jobTemplate": {"spec":
                 {"template": {"spec": {"containers": [{"name": "app", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}}}}},
         ]});
-        assert_eq!(mutate_document(&Policy::default(), &mut list).unwrap(), 2);
+        assert_eq!(
+            mutate_document(&Policy::default(), &mut list),
+            Mutation {
+                ops: 2,
+                errors: vec![]
+            }
+        );
         let env = &list["items"][0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
             [0]["env"];
         assert_eq!(
@@ -197,7 +224,7 @@ mod tests {
             &json!([{"name": "GOMAXPROCS", "value": "2"}, {"name": "GOMEMLIMIT", "value": "921MiB"}])
         );
         let once = list.clone();
-        assert_eq!(mutate_document(&Policy::default(), &mut list).unwrap(), 0);
+        assert_eq!(mutate_document(&Policy::default(), &mut list).ops, 0);
         assert_eq!(list, once);
     }
 
@@ -206,20 +233,36 @@ mod tests {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
             "spec": {"containers": [{"name": "c", "resources": {"limits": {"memory": "12Mb"}}}]}});
         let error = judge_document(&Policy::default(), &pod)
+            .pop()
+            .unwrap()
             .unwrap_err()
             .to_string();
-        assert!(
-            error.contains(
-                "spec.containers[0].resources.limits.memory: \"12Mb\" is not a Kubernetes quantity"
-            ),
-            "{error}"
-        );
+        let expected =
+            "spec.containers[0].resources.limits.memory: \"12Mb\" is not a Kubernetes quantity";
+        assert!(error.contains(expected), "{error}");
         let labels = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"v": 1}}, "spec": {"containers": []}});
-        assert!(
-            judge_document(&Policy::default(), &labels)
-                .unwrap_err()
-                .to_string()
-                .contains("metadata")
-        );
+        let labels_error = judge_document(&Policy::default(), &labels)
+            .pop()
+            .unwrap()
+            .unwrap_err();
+        assert!(labels_error.to_string().contains("metadata"));
+    }
+
+    #[test]
+    fn one_unreadable_list_item_does_not_hide_the_others() {
+        let bad = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad"},
+            "spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "1,5"}}}]}});
+        let good = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "good"},
+            "spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
+        let mut list = json!({"apiVersion": "v1", "kind": "List", "items": [bad, good]});
+        let judged = judge_document(&Policy::default(), &list);
+        assert!(matches!(
+            &judged[0],
+            Err(ManifestError::Unreadable { item: Some(0), .. })
+        ));
+        assert_eq!(judged[1].as_ref().unwrap().name, "good");
+        let mutation = mutate_document(&Policy::default(), &mut list);
+        assert_eq!((mutation.ops, mutation.errors.len()), (2, 1));
+        assert!(list["items"][1]["spec"]["containers"][0]["env"].is_array());
     }
 }

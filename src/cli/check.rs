@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::inputs::expand;
 use super::output::{Paint, print_json};
 use super::{CliResult, input_error, policy_from};
-use crate::manifest::{WorkloadResult, judge_document};
+use crate::manifest::{ManifestError, WorkloadResult, judge_document};
 use crate::policy::{Finding, Mode, Policy};
 
 #[derive(Debug, Args)]
@@ -61,7 +61,20 @@ struct ErrorOut {
     source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item: Option<usize>,
     message: String,
+}
+
+impl ErrorOut {
+    fn at(source: &str, index: usize, item: Option<usize>, message: String) -> ErrorOut {
+        ErrorOut {
+            source: source.to_owned(),
+            index: Some(index),
+            item,
+            message,
+        }
+    }
 }
 
 /// Everything one run found.
@@ -99,6 +112,7 @@ fn judge_inputs(policy: &Policy, inputs: &[super::inputs::Input]) -> Report {
                 report.errors.push(ErrorOut {
                     source: input.name.clone(),
                     index: None,
+                    item: None,
                     message: format!("{error:#}"),
                 });
                 continue;
@@ -106,25 +120,27 @@ fn judge_inputs(policy: &Policy, inputs: &[super::inputs::Input]) -> Report {
         };
         for document in input.documents(&text) {
             report.summary.documents += 1;
-            let judged = document.map_err(|e| (e.index, e.message)).and_then(|doc| {
-                let Some(value) = &doc.value else {
-                    return Ok((doc.index, Vec::new()));
-                };
-                judge_document(policy, value)
-                    .map(|results| (doc.index, results))
-                    .map_err(|e| (doc.index, e.to_string()))
-            });
-            match judged {
-                Ok((index, results)) => {
-                    for result in results {
-                        report.results.push((input.name.clone(), index, result));
-                    }
+            let document = match document {
+                Ok(document) => document,
+                Err(error) => {
+                    report
+                        .errors
+                        .push(ErrorOut::at(&input.name, error.index, None, error.message));
+                    continue;
                 }
-                Err((index, message)) => report.errors.push(ErrorOut {
-                    source: input.name.clone(),
-                    index: Some(index),
-                    message,
-                }),
+            };
+            let Some(value) = &document.value else {
+                continue;
+            };
+            for judged in judge_document(policy, value) {
+                match judged {
+                    Ok(result) => report
+                        .results
+                        .push((input.name.clone(), document.index, result)),
+                    Err(ManifestError::Unreadable { item, message }) => report
+                        .errors
+                        .push(ErrorOut::at(&input.name, document.index, item, message)),
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Reading manifest inputs: files, directories (recursively) and `-` for stdin.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -66,7 +67,8 @@ pub fn expand(paths: &[String]) -> Result<Vec<Input>> {
         let path = PathBuf::from(name);
         let meta = fs::metadata(&path).with_context(|| format!("cannot read {name}"))?;
         if meta.is_dir() {
-            walk(&path, &mut inputs).with_context(|| format!("cannot list {name}"))?;
+            walk(&path, &mut inputs, &mut HashSet::new())
+                .with_context(|| format!("cannot list {name}"))?;
         } else {
             inputs.push(Input {
                 name: name.clone(),
@@ -77,14 +79,23 @@ pub fn expand(paths: &[String]) -> Result<Vec<Input>> {
     Ok(inputs)
 }
 
-fn walk(dir: &Path, inputs: &mut Vec<Input>) -> std::io::Result<()> {
+/// Walks `dir`, following symbolic links but entering each real directory once, so a
+/// link back to a parent cannot loop.
+fn walk(
+    dir: &Path,
+    inputs: &mut Vec<Input>,
+    entered: &mut HashSet<PathBuf>,
+) -> std::io::Result<()> {
+    if !entered.insert(fs::canonicalize(dir)?) {
+        return Ok(());
+    }
     let mut entries: Vec<PathBuf> = fs::read_dir(dir)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            walk(&path, inputs)?;
+            walk(&path, inputs, entered)?;
         } else if is_manifest(&path) {
             inputs.push(Input {
                 name: path.display().to_string(),

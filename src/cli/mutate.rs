@@ -46,9 +46,9 @@ pub fn run(args: MutateArgs) -> CliResult {
             }
         };
         for document in input.documents(&text) {
-            let (mut value, original) = match document {
+            let (mut value, original, index) = match document {
                 Ok(doc) => match doc.value {
-                    Some(value) => (value, doc.text),
+                    Some(value) => (value, doc.text, doc.index),
                     None => continue,
                 },
                 Err(error) => {
@@ -57,18 +57,21 @@ pub fn run(args: MutateArgs) -> CliResult {
                     continue;
                 }
             };
-            let changed = match mutate_document(&policy, &mut value) {
-                Ok(ops) => ops > 0,
-                Err(error) => {
-                    eprintln!("deployguard: {}: {error}", input.name);
-                    errors += 1;
-                    false
-                }
-            };
+            let mutation = mutate_document(&policy, &mut value);
+            for error in &mutation.errors {
+                eprintln!("deployguard: {}: document {}: {error}", input.name, index);
+                errors += 1;
+            }
+            let changed = mutation.ops > 0;
             match args.output {
                 MutateOutput::Json => json_documents.push(value),
-                // Unchanged YAML is printed as written, comments and all.
-                MutateOutput::Yaml if !changed && !input.is_json() => print_yaml_text(original),
+                // Unchanged YAML is printed as written, comments and all (not a document
+                // that carries directives: they may only open a stream).
+                MutateOutput::Yaml
+                    if !changed && !input.is_json() && !original.starts_with('%') =>
+                {
+                    print_yaml_text(original)
+                }
                 MutateOutput::Yaml => print_yaml_value(&value).map_err(input_error)?,
             }
         }

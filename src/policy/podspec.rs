@@ -69,8 +69,8 @@ pub enum ProbePort<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeView<'a> {
     pub raw: &'a Value,
-    /// `httpGet.port` or `tcpSocket.port`.
-    pub port: Option<ProbePort<'a>>,
+    /// `httpGet.port` and `tcpSocket.port` (a valid probe has one handler; both are read).
+    pub ports: [Option<ProbePort<'a>>; 2],
     pub period_seconds: i64,
     pub timeout_seconds: i64,
     pub failure_threshold: i64,
@@ -246,8 +246,8 @@ fn read_probe<'a>(value: Option<&'a Value>, at: &Path) -> Result<Option<ProbeVie
     let map = raw
         .as_object()
         .ok_or_else(|| at.error(wrong_type("an object", raw)))?;
-    let mut port = None;
-    for handler in ["httpGet", "tcpSocket"] {
+    let mut ports = [None, None];
+    for (slot, handler) in ports.iter_mut().zip(["httpGet", "tcpSocket"]) {
         let Some(action) = present(map.get(handler)) else {
             continue;
         };
@@ -255,11 +255,12 @@ fn read_probe<'a>(value: Option<&'a Value>, at: &Path) -> Result<Option<ProbeVie
         let action = action
             .as_object()
             .ok_or_else(|| handler_path.error(wrong_type("an object", action)))?;
-        port = match present(action.get("port")) {
+        *slot = match present(action.get("port")) {
             None => None,
+            // IntOrString: an all-digit string is a number, anything else a port name.
             Some(Value::String(name)) => Some(match name.parse::<i64>() {
-                Ok(number) => ProbePort::Number(number),
-                Err(_) => ProbePort::Name(name),
+                Ok(number) if name.bytes().all(|b| b.is_ascii_digit()) => ProbePort::Number(number),
+                _ => ProbePort::Name(name),
             }),
             Some(Value::Number(n)) => n.as_i64().map(ProbePort::Number),
             Some(other) => {
@@ -269,18 +270,20 @@ fn read_probe<'a>(value: Option<&'a Value>, at: &Path) -> Result<Option<ProbeVie
             }
         };
     }
+    // Kubernetes defaults unset and zero probe timings (SetDefaults_Probe).
     let integer = |field: &str, default: i64| -> Result<i64, SpecError> {
         match present(map.get(field)) {
             None => Ok(default),
-            Some(value) => value
-                .as_i64()
-                .ok_or_else(|| at.join(field).error(wrong_type("an integer", value))),
+            Some(value) => match value.as_i64() {
+                Some(0) => Ok(default),
+                Some(number) => Ok(number),
+                None => Err(at.join(field).error(wrong_type("an integer", value))),
+            },
         }
     };
-    // Kubernetes' defaults for unset probe timings.
     Ok(Some(ProbeView {
         raw,
-        port,
+        ports,
         period_seconds: integer("periodSeconds", 10)?,
         timeout_seconds: integer("timeoutSeconds", 1)?,
         failure_threshold: integer("failureThreshold", 3)?,

@@ -96,8 +96,8 @@ pub fn check_env(
                 }
                 Ok(GoMemLimit::Unset | GoMemLimit::Off) => {}
             },
-            GOMAXPROCS => match value.parse::<i32>() {
-                Ok(procs) if procs > 0 => {
+            GOMAXPROCS => match parse_go_int32(value) {
+                Some(procs) if procs > 0 => {
                     let budget = cpu_limit(container, pod)
                         .map(|cpu| gomaxprocs_for(cpu, &settings.gomaxprocs));
                     if let Some(budget) = budget.filter(|b| u128::from(procs.unsigned_abs()) > *b) {
@@ -122,6 +122,16 @@ pub fn check_env(
             _ => {}
         }
     }
+}
+
+/// Go's runtime `atoi32`: an optional `-`, then ASCII digits only (no `+`, no spaces),
+/// within int32. Go ignores a GOMAXPROCS it cannot parse this way.
+fn parse_go_int32(text: &str) -> Option<i32> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// The variables to inject into one container, or `None` when it needs none.
@@ -319,6 +329,17 @@ mod tests {
     fn go_env_gomaxprocs() {
         let not_positive = env_findings(json!([{"name": "GOMAXPROCS", "value": "0"}]), "1", "1Gi");
         assert_eq!(not_positive[0].0, Mode::Warn);
+        for ignored_by_go in ["+2", " 2", "2.0", "0x2", "-1", "", "99999999999"] {
+            let found = env_findings(
+                json!([{"name": "GOMAXPROCS", "value": ignored_by_go}]),
+                "4",
+                "1Gi",
+            );
+            assert!(
+                found[0].1.contains("not a positive integer"),
+                "{ignored_by_go:?}: {found:?}"
+            );
+        }
         let over = env_findings(json!([{"name": "GOMAXPROCS", "value": "8"}]), "2", "1Gi");
         assert!(
             over[0].1.contains("exceeds the CPU budget of 2"),

@@ -29,7 +29,10 @@ pub fn check(container: &ContainerView<'_>, out: &mut Vec<Finding>) {
         ));
     }
     for (field, probe) in container.probes() {
-        if let Some(ProbePort::Name(port)) = probe.port {
+        for port in probe.ports.iter().flatten() {
+            let ProbePort::Name(port) = *port else {
+                continue;
+            };
             if !container.port_names.contains(&port) {
                 out.push(found(
                     RuleId::ProbePort,
@@ -202,5 +205,12 @@ mod tests {
         let defaults = json!({"name": "app", "readinessProbe": {"tcpSocket": {"port": 1}},
             "livenessProbe": {"tcpSocket": {"port": 2}}});
         assert_eq!(rules(defaults), [], "defaults give 30s");
+        let zeros = json!({"name": "app", "readinessProbe": {"tcpSocket": {"port": 1}, "timeoutSeconds": 0},
+            "livenessProbe": {"tcpSocket": {"port": 2}, "periodSeconds": 0, "failureThreshold": 0}});
+        assert_eq!(
+            rules(zeros),
+            [],
+            "Kubernetes replaces zero timings with its defaults"
+        );
     }
 }
