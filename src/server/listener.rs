@@ -1,0 +1,212 @@
+//! The TLS accept loop: a connection cap, a handshake timeout, HTTP/1.1 or HTTP/2 as ALPN
+//! chose, and the three shutdown stages (stop accepting, graceful, abort).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use super::header_timeout::{HeaderTimeoutIo, TrackRequests};
+use super::metrics::Metrics;
+
+/// Pings keep idle HTTP/2 connections (the API server keeps them) and find dead peers.
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+const H2_MAX_CONCURRENT_STREAMS: u32 = 250;
+/// Pause after a failed accept (e.g. out of file descriptors) instead of spinning.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The three shutdown stages, each a flag that only goes from false to true.
+#[derive(Clone)]
+pub struct Stages {
+    pub stop_accepting: watch::Receiver<bool>,
+    pub graceful: watch::Receiver<bool>,
+    pub abort: watch::Receiver<bool>,
+}
+
+/// Resolves once `flag` is set, or once its sender is gone (the server was dropped).
+pub async fn raised(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|raised| *raised).await;
+}
+
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub acceptor: TlsAcceptor,
+    pub router: Router,
+    pub metrics: Arc<Metrics>,
+    /// One permit per open connection.
+    pub connections: Arc<Semaphore>,
+    pub header_read_timeout: Duration,
+    pub stages: Stages,
+}
+
+impl Listener {
+    pub async fn run(self) {
+        let mut stop = self.stages.stop_accepting.clone();
+        let connection = Arc::new(Connection::new(&self));
+        loop {
+            // Past the cap, clients wait in the kernel's backlog rather than being refused.
+            let permit = tokio::select! {
+                biased;
+                () = raised(&mut stop) => break,
+                permit = self.connections.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let accepted = tokio::select! {
+                biased;
+                () = raised(&mut stop) => break,
+                accepted = self.tcp.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(connection.clone().serve(stream, peer, permit));
+                }
+                Err(error) => {
+                    warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                }
+            }
+        }
+        debug!("listener closed");
+    }
+}
+
+/// What each connection task needs.
+struct Connection {
+    acceptor: TlsAcceptor,
+    router: Router,
+    metrics: Arc<Metrics>,
+    header_read_timeout: Duration,
+    stages: Stages,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Connection {
+    fn new(listener: &Listener) -> Connection {
+        let mut http1 = http1::Builder::new();
+        // Replaced by HeaderTimeoutIo, which spares idle keep-alive connections.
+        http1.header_read_timeout(None).keep_alive(true);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS);
+        Connection {
+            acceptor: listener.acceptor.clone(),
+            router: listener.router.clone(),
+            metrics: listener.metrics.clone(),
+            header_read_timeout: listener.header_read_timeout,
+            stages: listener.stages.clone(),
+            http1,
+            http2,
+        }
+    }
+
+    async fn serve(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        let _open = OpenConnection::new(&self.metrics);
+        let mut abort = self.stages.abort.clone();
+        let handshake = tokio::time::timeout(self.header_read_timeout, self.acceptor.accept(tcp));
+        let tls = tokio::select! {
+            biased;
+            () = raised(&mut abort) => return,
+            handshake = handshake => match handshake {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => return self.handshake_failed(peer, &error.to_string(), refused_certificate(&error)),
+                Err(_) => return self.handshake_failed(peer, "timed out", false),
+            },
+        };
+        let service = TowerToHyperService::new(self.router.clone());
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+        let result = if h2 {
+            let conn = self.http2.serve_connection(TokioIo::new(tls), service);
+            drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone()).await
+        } else {
+            let (io, activity) = HeaderTimeoutIo::new(tls, self.header_read_timeout);
+            let service = TrackRequests::new(service, activity);
+            let conn = self.http1.serve_connection(TokioIo::new(io), service);
+            drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone()).await
+        };
+        if let Some(Err(error)) = result {
+            debug!(%peer, %error, "connection closed with an error");
+        }
+    }
+
+    fn handshake_failed(&self, peer: SocketAddr, error: &str, refused_certificate: bool) {
+        self.metrics.handshake_failures.inc();
+        // Probes and port scans fail handshakes all day; a refused client is worth a line.
+        if refused_certificate {
+            info!(%peer, %error, "TLS handshake refused: client certificate");
+        } else {
+            debug!(%peer, %error, "TLS handshake failed");
+        }
+    }
+}
+
+fn refused_certificate(error: &std::io::Error) -> bool {
+    matches!(
+        error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+    )
+}
+
+/// Serves a connection until it ends; on the graceful stage it finishes in-flight requests
+/// (HTTP/1 closes once idle, HTTP/2 sends GOAWAY); on abort it is dropped. None if aborted.
+async fn drive<C, E>(
+    conn: C,
+    begin_graceful: impl FnOnce(Pin<&mut C>),
+    mut stages: Stages,
+) -> Option<Result<(), E>>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        biased;
+        () = raised(&mut stages.abort) => return None,
+        result = conn.as_mut() => return Some(result),
+        () = raised(&mut stages.graceful) => begin_graceful(conn.as_mut()),
+    }
+    tokio::select! {
+        biased;
+        () = raised(&mut stages.abort) => None,
+        result = conn => Some(result),
+    }
+}
+
+/// Keeps the open-connections gauge right however the task ends.
+struct OpenConnection(Arc<Metrics>);
+
+impl OpenConnection {
+    fn new(metrics: &Arc<Metrics>) -> OpenConnection {
+        metrics.open_connections.inc();
+        OpenConnection(metrics.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.dec();
+    }
+}

@@ -1,0 +1,272 @@
+//! Prometheus metrics (`deployguard_` prefix) and the plain-HTTP `/metrics` endpoint.
+//!
+//! Every label value comes from a fixed set: the object kind is one of the workload kinds
+//! or `other`, so that a client cannot grow the series without bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::admission::{Endpoint, ReviewSummary};
+use crate::workload::WorkloadKind;
+
+/// OpenMetrics text, which Prometheus negotiates and parses.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Latency buckets in seconds: a review takes tens of microseconds; the tail is the body upload.
+const LATENCY_BUCKETS: [f64; 15] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReviewLabels {
+    pub endpoint: &'static str,
+    pub kind: &'static str,
+    pub operation: &'static str,
+    pub decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabels {
+    pub rule: &'static str,
+    pub mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    pub route: &'static str,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reviews: Family<ReviewLabels, Counter>,
+    findings: Family<FindingLabels, Counter>,
+    exemptions: Family<RuleLabels, Counter>,
+    duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    rejected: Family<RejectLabels, Counter>,
+    pub in_flight: Gauge,
+    pub panics: Counter,
+    tls_reloads: Family<OutcomeLabels, Counter>,
+    config_reloads: Family<OutcomeLabels, Counter>,
+    pub cert_not_after: Gauge,
+    pub handshake_failures: Counter,
+    pub open_connections: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+fn outcome(ok: bool) -> OutcomeLabels {
+    OutcomeLabels {
+        outcome: if ok { "ok" } else { "failed" },
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("deployguard");
+        let reviews = Family::default();
+        let findings = Family::default();
+        let exemptions = Family::default();
+        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let rejected = Family::default();
+        let in_flight = Gauge::default();
+        let panics = Counter::default();
+        let tls_reloads = Family::default();
+        let config_reloads = Family::default();
+        let cert_not_after = Gauge::default();
+        let handshake_failures = Counter::default();
+        let open_connections = Gauge::default();
+        registry.register(
+            "reviews",
+            "AdmissionReviews answered, by endpoint, object kind, operation and decision",
+            reviews.clone(),
+        );
+        registry.register(
+            "findings",
+            "Policy findings reported, by rule and mode",
+            findings.clone(),
+        );
+        registry.register(
+            "exemptions",
+            "Rules switched off by the deployguard.io/exempt annotation, by rule",
+            exemptions.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request headers to answer on /validate and /mutate",
+            duration.clone(),
+        );
+        registry.register(
+            "rejected_requests",
+            "Requests answered with a 4xx, by route and status",
+            rejected.clone(),
+        );
+        registry.register(
+            "in_flight_requests",
+            "Requests being handled on the TLS port",
+            in_flight.clone(),
+        );
+        registry.register(
+            "panics",
+            "Requests that panicked and were answered 500",
+            panics.clone(),
+        );
+        registry.register(
+            "tls_reloads",
+            "Serving certificate reloads, by outcome (a failed one keeps the old certificate)",
+            tls_reloads.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Policy file reloads, by outcome (a failed one keeps the old policy)",
+            config_reloads.clone(),
+        );
+        registry.register(
+            "tls_certificate_not_after_seconds",
+            "Expiry of the serving certificate in use, in seconds since the Unix epoch",
+            cert_not_after.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out (including refused client certificates)",
+            handshake_failures.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "TLS connections open",
+            open_connections.clone(),
+        );
+        // Present from the start, so that the first failure is an increase Prometheus sees.
+        for ok in [true, false] {
+            let _ = tls_reloads.get_or_create(&outcome(ok));
+            let _ = config_reloads.get_or_create(&outcome(ok));
+        }
+        Metrics {
+            registry,
+            reviews,
+            findings,
+            exemptions,
+            duration,
+            rejected,
+            in_flight,
+            panics,
+            tls_reloads,
+            config_reloads,
+            cert_not_after,
+            handshake_failures,
+            open_connections,
+        }
+    }
+
+    pub fn record_review(&self, endpoint: Endpoint, summary: &ReviewSummary) {
+        self.reviews
+            .get_or_create(&ReviewLabels {
+                endpoint: endpoint.as_str(),
+                kind: kind_label(&summary.kind),
+                operation: summary.operation,
+                decision: summary.decision.as_str(),
+            })
+            .inc();
+        for finding in &summary.findings {
+            self.findings
+                .get_or_create(&FindingLabels {
+                    rule: finding.rule.as_str(),
+                    mode: finding.mode.as_str(),
+                })
+                .inc();
+        }
+        for rule in &summary.exempted {
+            self.exemptions
+                .get_or_create(&RuleLabels {
+                    rule: rule.as_str(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn observe_duration(&self, endpoint: Endpoint, elapsed: Duration) {
+        self.duration
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.as_str(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_rejection(&self, route: &'static str, status: StatusCode) {
+        self.rejected
+            .get_or_create(&RejectLabels {
+                route,
+                status: status.as_u16(),
+            })
+            .inc();
+    }
+
+    pub fn record_tls_reload(&self, ok: bool) {
+        self.tls_reloads.get_or_create(&outcome(ok)).inc();
+    }
+
+    pub fn record_config_reload(&self, ok: bool) {
+        self.config_reloads.get_or_create(&outcome(ok)).inc();
+    }
+
+    /// The OpenMetrics text exposition, `# EOF` included.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Object kinds are client input: anything but a workload kind is counted as `other`.
+fn kind_label(kind: &str) -> &'static str {
+    WorkloadKind::from_kind(kind).map_or("other", WorkloadKind::as_str)
+}
+
+/// The router of the metrics port.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(metrics)
+}
+
+async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
+    match metrics.encode() {
+        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {error}\n"),
+        )
+            .into_response(),
+    }
+}

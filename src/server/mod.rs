@@ -1,0 +1,141 @@
+//! The HTTPS admission server: a thin door onto [`crate::admission::review`].
+//!
+//! [`start`] binds both ports and returns a [`RunningServer`] (tests drive it in-process);
+//! [`serve`] is `deployguard serve`: logging, a runtime, and signals around [`start`].
+
+mod app;
+mod body;
+mod devcert;
+mod header_timeout;
+mod listener;
+mod logging;
+mod metrics;
+mod middleware;
+mod not_after;
+mod reload;
+mod routes;
+mod shutdown;
+mod start;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use thiserror::Error;
+
+pub use devcert::DevCertError;
+pub use start::{RunningServer, start};
+pub use tls::TlsError;
+
+use crate::config::ConfigError;
+
+/// `deployguard serve` options; every flag has a `DEPLOYGUARD_*` environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the TLS port (webhook endpoints and health).
+    #[arg(long, env = "DEPLOYGUARD_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Address of the plain-HTTP metrics port.
+    #[arg(
+        long,
+        env = "DEPLOYGUARD_METRICS_LISTEN",
+        default_value = "0.0.0.0:9090"
+    )]
+    pub metrics_listen: SocketAddr,
+    /// Serving certificate chain (PEM). Without it a self-signed development CA and
+    /// certificate are generated at start-up.
+    #[arg(long, env = "DEPLOYGUARD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM, PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "DEPLOYGUARD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) that client certificates must chain to; turns on mTLS.
+    #[arg(long, env = "DEPLOYGUARD_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    /// Policy file (YAML); the built-in default policy when absent.
+    #[arg(long, env = "DEPLOYGUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(
+        long,
+        env = "DEPLOYGUARD_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
+    pub log_format: LogFormat,
+    /// Largest request body accepted, in bytes (the API server's own request limit is 3 MiB;
+    /// an AdmissionReview carries the object twice on UPDATE).
+    #[arg(long, env = "DEPLOYGUARD_MAX_BODY_BYTES", default_value_t = 7 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "DEPLOYGUARD_SHUTDOWN_GRACE", default_value_t = 20)]
+    pub shutdown_grace: u64,
+    /// Seconds the listener keeps accepting after SIGTERM while /readyz reports 503, so
+    /// that endpoints stop routing here first.
+    #[arg(long, env = "DEPLOYGUARD_DRAIN_DELAY", default_value_t = 5)]
+    pub drain_delay: u64,
+    /// Seconds a client gets for the TLS handshake, then (HTTP/1.1) for the headers of its
+    /// first request, and of each later request from its first byte on. Idle keep-alive
+    /// connections are never timed out. Keep it below the webhook's timeoutSeconds.
+    #[arg(long, env = "DEPLOYGUARD_HEADER_READ_TIMEOUT", default_value_t = 3)]
+    pub header_read_timeout: u64,
+    /// Seconds from the request headers to the answer, body upload included (408 after).
+    /// Keep it below the webhook's timeoutSeconds.
+    #[arg(long, env = "DEPLOYGUARD_REQUEST_TIMEOUT", default_value_t = 4)]
+    pub request_timeout: u64,
+    /// Most TLS connections open at once; further clients wait in the listen backlog.
+    #[arg(long, env = "DEPLOYGUARD_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: u32,
+    /// Where the development CA certificate is written when no --tls-cert is given.
+    #[arg(
+        long,
+        env = "DEPLOYGUARD_DEV_CERT_DIR",
+        default_value = "/tmp/deployguard-dev"
+    )]
+    pub dev_cert_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr} ({flag}): {source}")]
+    Bind {
+        flag: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Policy(#[from] ConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    DevCert(#[from] DevCertError),
+    #[error("{flag} must be at least {min}")]
+    Invalid { flag: &'static str, min: u64 },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs the server until SIGTERM/SIGINT, then drains and exits.
+pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
+    logging::init(args.log_format);
+    // Several crates in the tree can bring a rustls provider; naming one avoids the
+    // start-up panic when two are compiled in. Err only means one is already installed.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServerError::Runtime)?;
+    let result = runtime.block_on(shutdown::run_until_signal(args));
+    // Connections still open after the grace period must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}

@@ -1,0 +1,191 @@
+//! The TLS port's routes: `POST /validate`, `POST /mutate`, `GET /healthz`, `GET /readyz`.
+//! Every 4xx body says what was wrong.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, Version, header};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use tracing::{info, warn};
+
+use super::app::App;
+use super::body::{BodyError, read_limited};
+use super::middleware::{self, Limits};
+use crate::admission::{Endpoint, ReviewSummary, review};
+
+pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
+    let limits = Limits {
+        app: app.clone(),
+        request_timeout,
+    };
+    Router::new()
+        .route("/validate", only(Method::POST, post(validate)))
+        .route("/mutate", only(Method::POST, post(mutate)))
+        .route("/healthz", only(Method::GET, get(healthz)))
+        .route("/readyz", only(Method::GET, get(readyz)))
+        .fallback(not_found)
+        // Outermost last: the panic guard also covers the timeout and the in-flight count.
+        .layer(from_fn_with_state(
+            limits.clone(),
+            middleware::request_timeout,
+        ))
+        .layer(from_fn_with_state(
+            limits.clone(),
+            middleware::count_in_flight,
+        ))
+        .layer(from_fn_with_state(limits, middleware::catch_panic))
+        .with_state(app)
+}
+
+/// A route that names its one method in the 405 it answers to the others.
+fn only(allowed: Method, route: MethodRouter<Arc<App>>) -> MethodRouter<Arc<App>> {
+    route.fallback(
+        move |State(app): State<Arc<App>>, method: Method, uri: Uri| async move {
+            let message = format!(
+                "method {method} is not allowed on {}: use {allowed}",
+                uri.path()
+            );
+            let mut response = reject(
+                &app,
+                route_label(uri.path()),
+                StatusCode::METHOD_NOT_ALLOWED,
+                message,
+            );
+            if let Ok(value) = HeaderValue::from_str(allowed.as_str()) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        },
+    )
+}
+
+async fn not_found(State(app): State<Arc<App>>, uri: Uri) -> Response {
+    let message = format!(
+        "no route {}: this server answers POST /validate, POST /mutate, GET /healthz and GET /readyz",
+        uri.path()
+    );
+    reject(&app, "other", StatusCode::NOT_FOUND, message)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.is_ready() {
+        "ok\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn validate(State(app): State<Arc<App>>, request: Request) -> Response {
+    answer(&app, Endpoint::Validate, request).await
+}
+
+async fn mutate(State(app): State<Arc<App>>, request: Request) -> Response {
+    answer(&app, Endpoint::Mutate, request).await
+}
+
+async fn answer(app: &App, endpoint: Endpoint, request: Request) -> Response {
+    let started = Instant::now();
+    let route = endpoint.as_str();
+    let version = request.version();
+    let response = match read_limited(request, app.max_body_bytes).await {
+        Err(BodyError::TooLarge) => {
+            let message = format!(
+                "request body is larger than the limit of {} bytes (--max-body-bytes)",
+                app.max_body_bytes
+            );
+            let mut response = reject(app, route, StatusCode::PAYLOAD_TOO_LARGE, message);
+            // HTTP/1.1: the rest of the body is never read, so the connection cannot carry
+            // another request. (HTTP/2 resets just the stream, with NO_ERROR.)
+            if version != Version::HTTP_2 {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
+        Err(BodyError::Read(error)) => reject(
+            app,
+            route,
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {error}"),
+        ),
+        Ok(body) => {
+            // One load per request: a reload in the middle never mixes two policies.
+            let policy = app.policy.load();
+            match review(&policy, endpoint, &body) {
+                Ok(outcome) => {
+                    log_review(endpoint, &outcome.summary, started.elapsed());
+                    app.metrics.record_review(endpoint, &outcome.summary);
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        Body::from(outcome.body),
+                    )
+                        .into_response()
+                }
+                Err(error) => reject(app, route, StatusCode::BAD_REQUEST, error.to_string()),
+            }
+        }
+    };
+    app.metrics.observe_duration(endpoint, started.elapsed());
+    response
+}
+
+/// One line per review. Object bodies never reach the log, only names and rule ids.
+fn log_review(endpoint: Endpoint, summary: &ReviewSummary, elapsed: Duration) {
+    let mut rules: Vec<&str> = Vec::new();
+    for finding in &summary.findings {
+        if !rules.contains(&finding.rule.as_str()) {
+            rules.push(finding.rule.as_str());
+        }
+    }
+    let exempted: Vec<&str> = summary.exempted.iter().map(|rule| rule.as_str()).collect();
+    info!(
+        uid = %summary.uid,
+        kind = %summary.kind,
+        namespace = %summary.namespace,
+        name = %summary.name,
+        operation = summary.operation,
+        endpoint = endpoint.as_str(),
+        decision = summary.decision.as_str(),
+        rules = %rules.join(","),
+        exempted = %exempted.join(","),
+        patch_ops = summary.patch_ops,
+        skipped = summary.skipped.unwrap_or(""),
+        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "review"
+    );
+}
+
+/// A 4xx (or the panic guard's 500): logged, counted, and the message as the body.
+pub fn reject(app: &App, route: &'static str, status: StatusCode, message: String) -> Response {
+    if status.is_client_error() {
+        app.metrics.record_rejection(route, status);
+    }
+    warn!(route, status = status.as_u16(), reason = %message, "request refused");
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{message}\n"),
+    )
+        .into_response()
+}
+
+/// The metric label of a path: a known route or `other` (paths are client input).
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/validate" => "validate",
+        "/mutate" => "mutate",
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        _ => "other",
+    }
+}

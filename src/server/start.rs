@@ -1,0 +1,242 @@
+//! Start-up: load the policy and the certificate (or make a development one), bind both
+//! ports, spawn the accept loop, the metrics server and the reloader.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tracing::{info, warn};
+
+use super::app::App;
+use super::listener::{Listener, Stages, raised};
+use super::metrics::{self, Metrics};
+use super::reload::{CertFiles, PolicyFile, ReloadHandle, Reloader};
+use super::tls::{CertResolver, LoadedCert, TlsError, certified, load_cert, server_config};
+use super::{ServeArgs, ServerError, devcert, routes};
+use crate::config::{ConfigError, parse_policy};
+use crate::policy::Policy;
+
+/// A server bound to its ports and serving; see [`RunningServer::shutdown`].
+/// Dropping it stops everything at once.
+pub struct RunningServer {
+    pub(super) local_addr: SocketAddr,
+    pub(super) metrics_addr: SocketAddr,
+    pub(super) dev_ca: Option<PathBuf>,
+    pub(super) app: Arc<App>,
+    pub(super) stop_accepting: watch::Sender<bool>,
+    pub(super) graceful: watch::Sender<bool>,
+    pub(super) abort: watch::Sender<bool>,
+    pub(super) stop_metrics: watch::Sender<bool>,
+    pub(super) connections: Arc<Semaphore>,
+    pub(super) max_connections: u32,
+    pub(super) listener: JoinHandle<()>,
+    pub(super) metrics_server: JoinHandle<()>,
+    pub(super) reloader: Option<ReloadHandle>,
+    pub(super) drain_delay: Duration,
+    pub(super) grace: Duration,
+}
+
+/// Loads the policy and the certificate, binds both ports and starts serving.
+/// Needs a multi-threaded tokio runtime.
+pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
+    for (flag, value) in [
+        ("--header-read-timeout", args.header_read_timeout),
+        ("--request-timeout", args.request_timeout),
+        ("--max-connections", u64::from(args.max_connections)),
+        ("--max-body-bytes", args.max_body_bytes as u64),
+    ] {
+        if value == 0 {
+            return Err(ServerError::Invalid { flag, min: 1 });
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let metrics = Arc::new(Metrics::new());
+
+    let (policy, policy_file) = match &args.config {
+        None => (Policy::default(), None),
+        Some(path) => {
+            let (policy, bytes) = read_policy(path).await?;
+            let file = PolicyFile {
+                path: path.clone(),
+                last: bytes,
+            };
+            (policy, Some(file))
+        }
+    };
+
+    let (loaded, cert_files_bytes, dev_ca) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert_pem = read(cert).await?;
+            let key_pem = read(key).await?;
+            let loaded = load_cert(&cert_pem, &key_pem, cert, key, &provider)?;
+            (loaded, Some((cert_pem, key_pem)), None)
+        }
+        _ => {
+            let dev = devcert::generate()?;
+            let dev_path = Path::new("(development certificate)");
+            let loaded = certified(dev.chain, dev.key, dev_path, dev_path, &provider)?;
+            let ca_path = devcert::write_ca(&args.dev_cert_dir, &dev.ca_pem)?;
+            (loaded, None, Some(ca_path))
+        }
+    };
+    let LoadedCert { key, not_after } = loaded;
+    if let Some(not_after) = not_after {
+        metrics.cert_not_after.set(not_after);
+    }
+    let resolver = Arc::new(CertResolver::new(key));
+    let client_ca = match &args.client_ca {
+        Some(path) => Some((path.as_path(), read(path).await?)),
+        None => None,
+    };
+    let tls = server_config(
+        resolver.clone(),
+        client_ca
+            .as_ref()
+            .map(|(path, pem)| (*path, pem.as_slice())),
+        provider.clone(),
+    )?;
+
+    let tcp = bind(args.listen, "--listen").await?;
+    let metrics_tcp = bind(args.metrics_listen, "--metrics-listen").await?;
+    let local_addr = local_addr_of(&tcp, args.listen, "--listen")?;
+    let metrics_addr = local_addr_of(&metrics_tcp, args.metrics_listen, "--metrics-listen")?;
+
+    let app = Arc::new(App::new(policy, metrics.clone(), args.max_body_bytes));
+    let (stop_accepting, stop_rx) = watch::channel(false);
+    let (graceful, graceful_rx) = watch::channel(false);
+    let (abort, abort_rx) = watch::channel(false);
+    let connections = Arc::new(Semaphore::new(args.max_connections as usize));
+    let listener = Listener {
+        tcp,
+        acceptor: TlsAcceptor::from(Arc::new(tls)),
+        router: routes::router(app.clone(), Duration::from_secs(args.request_timeout)),
+        metrics: metrics.clone(),
+        connections: connections.clone(),
+        header_read_timeout: Duration::from_secs(args.header_read_timeout),
+        stages: Stages {
+            stop_accepting: stop_rx,
+            graceful: graceful_rx,
+            abort: abort_rx,
+        },
+    };
+    let listener = tokio::spawn(listener.run());
+
+    let (stop_metrics, mut stop_metrics_rx) = watch::channel(false);
+    let metrics_router = metrics::router(metrics.clone());
+    let metrics_server = tokio::spawn(async move {
+        let served = axum::serve(metrics_tcp, metrics_router)
+            .with_graceful_shutdown(async move { raised(&mut stop_metrics_rx).await })
+            .await;
+        if let Err(error) = served {
+            warn!(%error, "metrics server stopped");
+        }
+    });
+
+    let cert_files = match (&args.tls_cert, &args.tls_key, cert_files_bytes) {
+        (Some(cert), Some(key), Some(last)) => Some(CertFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            resolver,
+            provider,
+            last,
+        }),
+        _ => None,
+    };
+    let reloader = Reloader::new(cert_files, policy_file, app.clone()).spawn();
+
+    if let Some(ca) = &dev_ca {
+        info!(
+            ca = %ca.display(),
+            "no --tls-cert: serving a self-signed development certificate for localhost, 127.0.0.1 and ::1; clients trust it with --cacert {}",
+            ca.display()
+        );
+    }
+    info!(
+        listen = %local_addr,
+        metrics_listen = %metrics_addr,
+        config = %args.config.as_ref().map_or("(default policy)".into(), |p| p.display().to_string()),
+        mtls = args.client_ca.is_some(),
+        "deployguard ready"
+    );
+
+    Ok(RunningServer {
+        local_addr,
+        metrics_addr,
+        dev_ca,
+        app,
+        stop_accepting,
+        graceful,
+        abort,
+        stop_metrics,
+        connections,
+        max_connections: args.max_connections,
+        listener,
+        metrics_server,
+        reloader,
+        drain_delay: Duration::from_secs(args.drain_delay),
+        grace: Duration::from_secs(args.shutdown_grace),
+    })
+}
+
+impl RunningServer {
+    /// The TLS port's address (the real port when `--listen` asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The metrics port's address.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// Where the development CA was written, when no certificate was given.
+    pub fn dev_ca_path(&self) -> Option<&Path> {
+        self.dev_ca.as_deref()
+    }
+}
+
+async fn read_policy(path: &Path) -> Result<(Policy, Vec<u8>), ConfigError> {
+    let origin = path.display().to_string();
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|source| ConfigError::Read {
+            path: origin.clone(),
+            source,
+        })?;
+    let text = std::str::from_utf8(&bytes).map_err(|error| ConfigError::Syntax {
+        origin: origin.clone(),
+        message: format!("not UTF-8: {error}"),
+    })?;
+    let policy = parse_policy(text, &origin)?;
+    Ok((policy, bytes))
+}
+
+async fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|source| TlsError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { flag, addr, source })
+}
+
+fn local_addr_of(
+    listener: &TcpListener,
+    addr: SocketAddr,
+    flag: &'static str,
+) -> Result<SocketAddr, ServerError> {
+    listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { flag, addr, source })
+}

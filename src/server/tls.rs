@@ -1,0 +1,161 @@
+//! rustls configuration: TLS 1.2 and 1.3, ALPN h2 and http/1.1, a serving certificate
+//! that can be swapped while connections come and go, and optional client certificates.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{ServerConfig, version};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use thiserror::Error;
+
+use super::not_after::not_after_unix;
+
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a PEM certificate chain: {source}")]
+    CertPem {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{path}: no certificate (no `BEGIN CERTIFICATE` block)")]
+    NoCertificate { path: String },
+    #[error("{path}: no usable PEM private key: {source}")]
+    KeyPem {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{cert} with key {key}: {source}")]
+    Unusable {
+        cert: String,
+        key: String,
+        source: rustls::Error,
+    },
+    #[error("client CA {path}: {message}")]
+    ClientCa { path: String, message: String },
+    #[error("cannot build the TLS configuration: {0}")]
+    Config(rustls::Error),
+}
+
+/// A certificate chain and key that rustls accepted, and the leaf's expiry.
+pub struct LoadedCert {
+    pub key: CertifiedKey,
+    pub not_after: Option<i64>,
+}
+
+/// Parses a PEM chain and key; refuses a key that does not match the leaf certificate.
+pub fn load_cert(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_path: &Path,
+    key_path: &Path,
+    provider: &CryptoProvider,
+) -> Result<LoadedCert, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::CertPem {
+            path: cert_path.display().to_string(),
+            source,
+        })?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| TlsError::KeyPem {
+        path: key_path.display().to_string(),
+        source,
+    })?;
+    certified(chain, key, cert_path, key_path, provider)
+}
+
+/// Builds the rustls key from DER; the leaf must come first in `chain`.
+pub fn certified(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert_path: &Path,
+    key_path: &Path,
+    provider: &CryptoProvider,
+) -> Result<LoadedCert, TlsError> {
+    let Some(leaf) = chain.first() else {
+        return Err(TlsError::NoCertificate {
+            path: cert_path.display().to_string(),
+        });
+    };
+    let not_after = not_after_unix(leaf);
+    let key =
+        CertifiedKey::from_der(chain, key, provider).map_err(|source| TlsError::Unusable {
+            cert: cert_path.display().to_string(),
+            key: key_path.display().to_string(),
+            source,
+        })?;
+    Ok(LoadedCert { key, not_after })
+}
+
+/// Hands every handshake the certificate in force; the reloader swaps it. Swapping here
+/// rather than rebuilding the `ServerConfig` keeps ALPN, versions and client auth as they are.
+#[derive(Debug)]
+pub struct CertResolver {
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl CertResolver {
+    pub fn new(key: CertifiedKey) -> CertResolver {
+        CertResolver {
+            current: ArcSwap::from_pointee(key),
+        }
+    }
+
+    pub fn replace(&self, key: CertifiedKey) {
+        self.current.store(Arc::new(key));
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// The server configuration; `client_ca` (PEM bundle) makes a client certificate mandatory.
+pub fn server_config(
+    resolver: Arc<CertResolver>,
+    client_ca: Option<(&Path, &[u8])>,
+    provider: Arc<CryptoProvider>,
+) -> Result<ServerConfig, TlsError> {
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&version::TLS13, &version::TLS12])
+        .map_err(TlsError::Config)?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some((path, pem)) => {
+            let client_error = |message: String| TlsError::ClientCa {
+                path: path.display().to_string(),
+                message,
+            };
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| client_error(e.to_string()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| client_error(format!("not a usable CA certificate: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(client_error("no `BEGIN CERTIFICATE` block".to_owned()));
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| client_error(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(resolver);
+    // The API server speaks both; without ALPN every client falls back to HTTP/1.1.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}

@@ -1,0 +1,365 @@
+//! `deployguard serve` as the built binary: SIGTERM with requests in flight, start-up
+//! errors, and the README's run-it-and-curl flow with the development certificate.
+
+#[path = "common/server_harness.rs"]
+mod harness;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use harness::*;
+
+/// The running binary; its stdout (the log) arrives line by line. Killed if dropped.
+struct Process {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Process {
+    fn spawn(args: &[&str]) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_deployguard"))
+            .arg("serve")
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Process {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first log line (from now on) containing `text`.
+    fn wait_for_line(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line with {text:?}; log so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// The rest of the log, once the process has exited.
+    fn remaining_log(&mut self) -> String {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `key=value` of a text log line.
+fn text_field(line: &str, key: &str) -> String {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+        .trim_matches('"')
+        .to_owned()
+}
+
+fn write_server_cert(pki: &Pki, dir: &Path) -> (String, String) {
+    let pair = pki.server(2090);
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&cert, pair.cert_pem).unwrap();
+    std::fs::write(&key, pair.key_pem).unwrap();
+    (cert.display().to_string(), key.display().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_readyz_503_then_stops_listening_and_lets_in_flight_requests_finish() {
+    let pki = Pki::new("shutdown CA");
+    let temp = tempfile::tempdir().unwrap();
+    let (cert, key) = write_server_cert(&pki, temp.path());
+    let mut process = Process::spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--log-format",
+        "text",
+        "--drain-delay",
+        "2",
+        "--shutdown-grace",
+        "20",
+        "--request-timeout",
+        "30",
+    ]);
+    let ready = process.wait_for_line("deployguard ready");
+    let addr: SocketAddr = text_field(&ready, "listen").parse().unwrap();
+    let metrics_addr: SocketAddr = text_field(&ready, "metrics_listen").parse().unwrap();
+
+    // Three requests in flight: headers and half of the body sent, the rest held back.
+    let body = std::fs::read(repo_path("examples/admission-review-denied.json")).unwrap();
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let mut in_flight = Vec::new();
+    for _ in 0..3 {
+        let mut stream = raw_connect(addr, &pki.ca_pem).await;
+        let head = format!(
+            "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        raw_send(&mut stream, head.as_bytes()).await;
+        raw_send(&mut stream, first_half).await;
+        in_flight.push(stream);
+    }
+    // And a keep-alive connection that is idle: shutdown closes it without waiting.
+    let mut idle = raw_connect(addr, &pki.ca_pem).await;
+    raw_send(
+        &mut idle,
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw_response(&mut idle).await.unwrap().status, 200);
+    eventually("three requests in flight", || async {
+        let metrics = scrape(metrics_addr).await;
+        (metrics.value("deployguard_in_flight_requests", &[]) == 3.0).then_some(())
+    })
+    .await;
+
+    process.signal("TERM");
+    let probe = client(&pki.ca_pem, Http::One);
+    let readyz = format!("https://{addr}/readyz");
+    eventually("/readyz answering 503", || async {
+        let status = probe.get(&readyz).send().await.ok()?.status();
+        (status == 503).then_some(())
+    })
+    .await;
+    // After the drain delay the listener is gone; the requests in flight are still open.
+    eventually("the listener closed", || async {
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    assert!(closed_by_server(&mut idle).await);
+
+    let expected = cli_review("validate", None, &body);
+    for stream in &mut in_flight {
+        raw_send(stream, second_half).await;
+        let response = raw_response(stream)
+            .await
+            .expect("an in-flight request was dropped");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body.as_bytes(), expected.as_slice());
+    }
+    let status = process.wait_exit();
+    assert_eq!(status.code(), Some(0), "stderr: {}", process.stderr());
+    let log = process.remaining_log();
+    for line in [
+        "signal received",
+        "shutting down",
+        "listener closed",
+        "all connections closed",
+    ] {
+        assert!(log.contains(line), "no {line:?} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn an_invalid_policy_at_start_up_exits_non_zero_naming_the_problem() {
+    let temp = tempfile::tempdir().unwrap();
+    let policy = temp.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "defaultMode: enforce\nrules:\n  liveness-probe: sometimes\n",
+    )
+    .unwrap();
+    let dev = temp.path().join("dev").display().to_string();
+    let mut process = Process::spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        &policy.display().to_string(),
+        "--dev-cert-dir",
+        &dev,
+    ]);
+    let status = process.wait_exit();
+    let stderr = process.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&policy.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("liveness-probe") && stderr.contains("sometimes"),
+        "{stderr}"
+    );
+    assert!(!process.remaining_log().contains("deployguard ready"));
+
+    let missing = temp.path().join("missing.yaml").display().to_string();
+    let mut process = Process::spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        &missing,
+        "--dev-cert-dir",
+        &dev,
+    ]);
+    assert_eq!(process.wait_exit().code(), Some(1));
+    let stderr = process.stderr();
+    assert!(
+        stderr.contains("cannot read policy file") && stderr.contains(&missing),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_port_in_use_exits_non_zero_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let temp = tempfile::tempdir().unwrap();
+    let dev = temp.path().join("dev").display().to_string();
+    let mut process = Process::spawn(&[
+        "--listen",
+        &addr,
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--dev-cert-dir",
+        &dev,
+    ]);
+    assert_eq!(process.wait_exit().code(), Some(1));
+    let stderr = process.stderr();
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (--listen)")),
+        "{stderr}"
+    );
+}
+
+/// The README flow: `serve` with no certificate, then a client that trusts the CA file
+/// the log names, over `https://localhost`. JSON logs, one line per review, no bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_certificate_it_serves_a_dev_certificate_that_the_written_ca_verifies() {
+    let temp = tempfile::tempdir().unwrap();
+    let dev = temp.path().join("dev").display().to_string();
+    let mut process = Process::spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--dev-cert-dir",
+        &dev,
+    ]);
+    let json = |line: &str| -> serde_json::Value {
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
+    };
+    let dev_line = json(&process.wait_for_line("development certificate"));
+    let ca_path = dev_line["ca"].as_str().unwrap().to_owned();
+    assert_eq!(Path::new(&ca_path), Path::new(&dev).join("ca.crt"));
+    let ready = json(&process.wait_for_line("deployguard ready"));
+    assert_eq!(ready["level"], "INFO");
+    let addr: SocketAddr = ready["listen"].as_str().unwrap().parse().unwrap();
+
+    let ca_pem = std::fs::read_to_string(&ca_path).unwrap();
+    let body = std::fs::read(repo_path("examples/admission-review.json")).unwrap();
+    let expected = cli_review("mutate", None, &body);
+    for http in BOTH {
+        install_provider();
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
+        let builder = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .no_proxy()
+            .timeout(PATIENCE)
+            .resolve("localhost", addr);
+        let client = match http {
+            Http::One => builder.http1_only(),
+            Http::Two => builder.http2_prior_knowledge(),
+        }
+        .build()
+        .unwrap();
+        let url = format!("https://localhost:{}/mutate", addr.port());
+        let (status, _, answer) = post(&client, http, &url, body.clone()).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer, expected);
+
+        let review = json(&process.wait_for_line("\"review\""));
+        for (field, value) in [
+            ("uid", "3f0c1a52-9d1e-4f59-a8a4-2b8e6d0c9f17"),
+            ("kind", "Pod"),
+            ("namespace", "shop"),
+            ("operation", "CREATE"),
+            ("endpoint", "mutate"),
+            ("decision", "allowed"),
+        ] {
+            assert_eq!(review[field], value, "{review}");
+        }
+        assert_eq!(review["patch_ops"], 2, "{review}");
+        assert!(review["latency_us"].is_u64(), "{review}");
+        assert!(review.get("rules").is_some(), "{review}");
+        let line = review.to_string();
+        assert!(
+            !line.contains("containers") && !line.contains("image"),
+            "{line}"
+        );
+    }
+
+    process.signal("INT");
+    assert_eq!(process.wait_exit().code(), Some(0), "{}", process.stderr());
+}
