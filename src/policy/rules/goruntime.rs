@@ -159,14 +159,12 @@ pub fn injection<'a>(
     }
     if settings.gomemlimit.inject && !container.sets_env(GOMEMLIMIT) {
         if let Some(limit) = memory_limit_bytes(container, pod) {
-            let soft = limit * u128::from(settings.gomemlimit.ratio_millionths) / 1_000_000;
-            if let Ok(soft) = u64::try_from(soft).map(|b| b.min(i64::MAX as u64)) {
-                if soft > 0 {
-                    vars.push(InjectedVar {
-                        name: GOMEMLIMIT,
-                        value: format_go_memlimit(soft),
-                    });
-                }
+            let soft = soft_memory_limit(limit, settings.gomemlimit.ratio_millionths);
+            if soft > 0 {
+                vars.push(InjectedVar {
+                    name: GOMEMLIMIT,
+                    value: format_go_memlimit(soft),
+                });
             }
         }
     }
@@ -177,6 +175,16 @@ pub fn injection<'a>(
         has_env: container.has_env,
         vars,
     })
+}
+
+/// floor(limit × ratio), capped at Go's largest GOMEMLIMIT (math.MaxInt64): a limit
+/// written as, say, `1e33` must not overflow the multiplication.
+fn soft_memory_limit(limit_bytes: u128, ratio_millionths: u32) -> u64 {
+    const GO_MAX: u64 = i64::MAX as u64;
+    let soft = limit_bytes
+        .checked_mul(u128::from(ratio_millionths))
+        .map_or(u128::MAX, |product| product / 1_000_000);
+    u64::try_from(soft).map_or(GO_MAX, |soft| soft.min(GO_MAX))
 }
 
 #[cfg(test)]
@@ -252,6 +260,26 @@ mod tests {
         assert_eq!(inject(limits(json!("1"), json!("128Mi")))[1].1, "115MiB");
         assert_eq!(inject(limits(json!("1"), json!(1073741824)))[1].1, "921MiB");
         assert_eq!(inject(limits(json!("1"), json!("1G")))[1].1, "858MiB");
+    }
+
+    #[test]
+    fn huge_memory_limits_cap_at_gos_largest_gomemlimit() {
+        // 1e33 bytes overflowed limit × ratio before (found by the fuzzer).
+        let capped = format_go_memlimit(i64::MAX as u64);
+        for memory in [
+            "1e33",
+            "10Ei",
+            "100Ei",
+            "340282366920938463463374607431768211455",
+        ] {
+            assert_eq!(
+                inject(limits(json!("1"), json!(memory)))[1].1,
+                capped,
+                "{memory}"
+            );
+        }
+        assert_eq!(soft_memory_limit(u128::MAX, 1_000_000), i64::MAX as u64);
+        assert_eq!(soft_memory_limit(1_000_000, 1), 1);
     }
 
     #[test]
