@@ -1,6 +1,7 @@
 //! Go's own `GOMEMLIMIT` syntax (runtime `parseByteCount`): an integer with an optional
 //! `B`, `KiB`, `MiB`, `GiB` or `TiB` suffix, or `off`; empty means unset. Anything else
-//! makes the Go runtime abort at start-up.
+//! makes the Go runtime abort at start-up. One quirk is kept: a `-` before a zero (or
+//! before no digits at all, as in `-KiB`) is accepted by Go as 0.
 
 use thiserror::Error;
 
@@ -34,6 +35,10 @@ pub fn parse_go_memlimit(text: &str) -> Result<GoMemLimit, GoMemLimitError> {
         .iter()
         .find_map(|(suffix, power)| text.strip_suffix(suffix).map(|digits| (digits, *power)))
         .unwrap_or((text, 0));
+    if let Some(unsigned) = digits.strip_prefix('-') {
+        return negative_zero(unsigned, power)
+            .ok_or_else(|| GoMemLimitError::Syntax(text.to_owned()));
+    }
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(GoMemLimitError::Syntax(text.to_owned()));
     }
@@ -43,6 +48,15 @@ pub fn parse_go_memlimit(text: &str) -> Result<GoMemLimit, GoMemLimitError> {
     u64::try_from(bytes)
         .map(GoMemLimit::Bytes)
         .map_err(|_| overflow())
+}
+
+/// Go's `atoi64` takes a sign, and `parseByteCount` only refuses a negative result, so
+/// `-0`, `-0B` and even `-KiB` (no digits after the sign, read as 0) mean 0 bytes.
+fn negative_zero(unsigned: &str, power: u32) -> Option<GoMemLimit> {
+    let digits_ok = unsigned.bytes().all(|b| b == b'0');
+    // Without a `KiB`-style suffix Go first checks that a digit ends the number.
+    let has_number = power > 0 || !unsigned.is_empty();
+    (digits_ok && has_number).then_some(GoMemLimit::Bytes(0))
 }
 
 /// Writes a byte count in a syntax Go accepts, rounded down to whole MiB (or GiB when
@@ -66,7 +80,7 @@ mod tests {
 
     #[test]
     fn go_grammar_table() {
-        let valid: [(&str, GoMemLimit); 12] = [
+        let valid: [(&str, GoMemLimit); 16] = [
             ("", GoMemLimit::Unset),
             ("off", GoMemLimit::Off),
             ("0", GoMemLimit::Bytes(0)),
@@ -79,13 +93,19 @@ mod tests {
             ("007MiB", GoMemLimit::Bytes(7 << 20)),
             ("9223372036854775807", GoMemLimit::Bytes(i64::MAX as u64)),
             ("8388607TiB", GoMemLimit::Bytes(8_388_607 << 40)),
+            // Go's sign handling, found by fuzzing against a transcription of the runtime.
+            ("-0", GoMemLimit::Bytes(0)),
+            ("-0B", GoMemLimit::Bytes(0)),
+            ("-KiB", GoMemLimit::Bytes(0)),
+            ("-000MiB", GoMemLimit::Bytes(0)),
         ];
         for (text, expected) in valid {
             assert_eq!(parse_go_memlimit(text), Ok(expected), "{text:?}");
         }
         for text in [
             "1Gi", "768Mi", "1G", "1GB", "1M", "1MB", "1kib", "1KB", "Off", "OFF", "-1", "+1",
-            "1.5GiB", " 1", "1 ", "B", "MiB", "1PiB", "1iB", "1e9", "0x10", "1_000",
+            "1.5GiB", " 1", "1 ", "B", "MiB", "1PiB", "1iB", "1e9", "0x10", "1_000", "-", "-B",
+            "--0", "-1KiB", "-01",
         ] {
             assert!(
                 matches!(parse_go_memlimit(text), Err(GoMemLimitError::Syntax(_))),
