@@ -82,10 +82,11 @@ fn parse_yaml_document(text: &str, first_line: usize) -> Result<Option<Value>, S
             return Ok(Some(value));
         }
     }
-    // Leading newlines keep the parser's line numbers those of the file.
-    let padded = format!("{}{text}", "\n".repeat(first_line));
-    serde_saphyr::from_str::<Option<Value>>(&padded)
-        .map_err(|error| format!("invalid YAML: {error}"))
+    serde_saphyr::from_str::<Option<Value>>(text).map_err(|error| {
+        // Line numbers in the message are the file's, not the document's.
+        let options = serde_saphyr::render_options! { line_offset: first_line as u64 };
+        format!("invalid YAML: {}", error.render_with_options(options))
+    })
 }
 
 struct Chunk<'a> {
