@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use super::header_timeout::{HeaderTimeoutIo, TrackRequests};
+use super::connection_timeouts::{Protocol, TimedIo, Timeouts, TrackRequests};
 use super::metrics::Metrics;
 
 /// Pings keep idle HTTP/2 connections (the API server keeps them) and find dead peers.
@@ -44,9 +44,9 @@ pub struct Listener {
     pub acceptor: TlsAcceptor,
     pub router: Router,
     pub metrics: Arc<Metrics>,
-    /// One permit per open connection.
+    /// One permit per open connection (also in `timeouts.slots`).
     pub connections: Arc<Semaphore>,
-    pub header_read_timeout: Duration,
+    pub timeouts: Timeouts,
     pub stages: Stages,
 }
 
@@ -89,7 +89,7 @@ struct Connection {
     acceptor: TlsAcceptor,
     router: Router,
     metrics: Arc<Metrics>,
-    header_read_timeout: Duration,
+    timeouts: Timeouts,
     stages: Stages,
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
@@ -98,7 +98,7 @@ struct Connection {
 impl Connection {
     fn new(listener: &Listener) -> Connection {
         let mut http1 = http1::Builder::new();
-        // Replaced by HeaderTimeoutIo, which spares idle keep-alive connections.
+        // Replaced by TimedIo, which spares idle keep-alive connections.
         http1.header_read_timeout(None).keep_alive(true);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
@@ -110,7 +110,7 @@ impl Connection {
             acceptor: listener.acceptor.clone(),
             router: listener.router.clone(),
             metrics: listener.metrics.clone(),
-            header_read_timeout: listener.header_read_timeout,
+            timeouts: listener.timeouts.clone(),
             stages: listener.stages.clone(),
             http1,
             http2,
@@ -125,7 +125,7 @@ impl Connection {
     ) {
         let _open = OpenConnection::new(&self.metrics);
         let mut abort = self.stages.abort.clone();
-        let handshake = tokio::time::timeout(self.header_read_timeout, self.acceptor.accept(tcp));
+        let handshake = tokio::time::timeout(self.timeouts.header_read, self.acceptor.accept(tcp));
         let tls = tokio::select! {
             biased;
             () = raised(&mut abort) => return,
@@ -135,16 +135,22 @@ impl Connection {
                 Err(_) => return self.handshake_failed(peer, "timed out", false),
             },
         };
-        let service = TowerToHyperService::new(self.router.clone());
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-        let result = if h2 {
-            let conn = self.http2.serve_connection(TokioIo::new(tls), service);
-            drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone()).await
-        } else {
-            let (io, activity) = HeaderTimeoutIo::new(tls, self.header_read_timeout);
-            let service = TrackRequests::new(service, activity);
-            let conn = self.http1.serve_connection(TokioIo::new(io), service);
-            drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone()).await
+        let protocol = match tls.get_ref().1.alpn_protocol() {
+            Some(b"h2") => Protocol::Http2,
+            _ => Protocol::Http1,
+        };
+        let (io, activity) = TimedIo::new(tls, self.timeouts.clone(), protocol);
+        let service = TrackRequests::new(TowerToHyperService::new(self.router.clone()), activity);
+        let io = TokioIo::new(io);
+        let result = match protocol {
+            Protocol::Http2 => {
+                let conn = self.http2.serve_connection(io, service);
+                drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone()).await
+            }
+            Protocol::Http1 => {
+                let conn = self.http1.serve_connection(io, service);
+                drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone()).await
+            }
         };
         if let Some(Err(error)) = result {
             debug!(%peer, %error, "connection closed with an error");

@@ -5,8 +5,8 @@
 
 mod app;
 mod body;
+mod connection_timeouts;
 mod devcert;
-mod header_timeout;
 mod listener;
 mod logging;
 mod metrics;
@@ -76,14 +76,19 @@ pub struct ServeArgs {
     #[arg(long, env = "DEPLOYGUARD_DRAIN_DELAY", default_value_t = 5)]
     pub drain_delay: u64,
     /// Seconds a client gets for the TLS handshake, then (HTTP/1.1) for the headers of its
-    /// first request, and of each later request from its first byte on. Idle keep-alive
-    /// connections are never timed out. Keep it below the webhook's timeoutSeconds.
+    /// first request, and of each later request from its first byte on. Keep it below the
+    /// webhook's timeoutSeconds.
     #[arg(long, env = "DEPLOYGUARD_HEADER_READ_TIMEOUT", default_value_t = 3)]
     pub header_read_timeout: u64,
     /// Seconds from the request headers to the answer, body upload included (408 after).
     /// Keep it below the webhook's timeoutSeconds.
     #[arg(long, env = "DEPLOYGUARD_REQUEST_TIMEOUT", default_value_t = 4)]
     pub request_timeout: u64,
+    /// Seconds a keep-alive connection may stay idle. Above client-go's 90 s, so the API
+    /// server closes its idle connections first; while all --max-connections are taken,
+    /// connections idle for a second are closed to make room.
+    #[arg(long, env = "DEPLOYGUARD_IDLE_TIMEOUT", default_value_t = 120)]
+    pub idle_timeout: u64,
     /// Most TLS connections open at once; further clients wait in the listen backlog.
     #[arg(long, env = "DEPLOYGUARD_MAX_CONNECTIONS", default_value_t = 512)]
     pub max_connections: u32,

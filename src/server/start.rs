@@ -13,6 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use super::app::App;
+use super::connection_timeouts::Timeouts;
 use super::listener::{Listener, Stages, raised};
 use super::metrics::{self, Metrics};
 use super::reload::{CertFiles, PolicyFile, ReloadHandle, Reloader};
@@ -47,6 +48,7 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
     for (flag, value) in [
         ("--header-read-timeout", args.header_read_timeout),
         ("--request-timeout", args.request_timeout),
+        ("--idle-timeout", args.idle_timeout),
         ("--max-connections", u64::from(args.max_connections)),
         ("--max-body-bytes", args.max_body_bytes as u64),
     ] {
@@ -117,7 +119,11 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         router: routes::router(app.clone(), Duration::from_secs(args.request_timeout)),
         metrics: metrics.clone(),
         connections: connections.clone(),
-        header_read_timeout: Duration::from_secs(args.header_read_timeout),
+        timeouts: Timeouts {
+            header_read: Duration::from_secs(args.header_read_timeout),
+            idle: Duration::from_secs(args.idle_timeout),
+            slots: connections.clone(),
+        },
         stages: Stages {
             stop_accepting: stop_rx,
             graceful: graceful_rx,
