@@ -1,13 +1,14 @@
-//! The timeouts of one connection between requests: a header-read timeout (HTTP/1) and an
-//! idle timeout (HTTP/1 and HTTP/2), both kinder to keep-alive than hyper's own.
+//! The timeouts of one connection between requests: a header-read timeout (HTTP/1), an
+//! idle timeout (HTTP/1 and HTTP/2), and eviction when every connection slot is taken.
 //!
 //! hyper's `header_read_timeout` starts as soon as it waits for the next request, so it
 //! also closes idle keep-alive connections; the API server reuses those, and a close that
 //! races its next POST fails that admission call. Here the header clock starts at the first
 //! byte of a request (or when the connection is new) and stops once hyper hands the request
-//! to the service. Between requests only the idle clock runs: long (longer than client-go's
-//! 90 s `IdleConnTimeout`, so the API server closes first) unless every connection slot is
-//! taken, when connections idle for a second make room for clients waiting to connect.
+//! to the service. Between requests only the idle clock runs, longer than client-go's 90 s
+//! `IdleConnTimeout` so that the API server closes first. While clients wait for a slot,
+//! connections that have been idle (or silent since they connected) for a moment close to
+//! make room, so a flood of idle connections cannot lock the API server out.
 
 use std::future::Future;
 use std::io;
@@ -19,11 +20,13 @@ use std::time::Duration;
 
 use hyper::service::Service;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
+use tokio::sync::futures::OwnedNotified;
 use tokio::time::{Instant, Sleep};
 
-/// Idle time after which a connection gives up its slot while the cap is reached.
-const IDLE_UNDER_PRESSURE: Duration = Duration::from_secs(1);
+/// How long a connection must have been idle (or silent) before it may be evicted: longer
+/// than a TLS handshake or the gap between a response and the next request of a busy client.
+pub const EVICTABLE_AFTER: Duration = Duration::from_millis(250);
 
 /// Requests of one connection between "headers parsed" and "response produced".
 #[derive(Debug, Default)]
@@ -45,23 +48,40 @@ impl Drop for RequestGuard {
     }
 }
 
+/// The listener's call for room, heard by every idle or silent connection.
+#[derive(Clone, Default)]
+pub struct Evictions(Arc<Notify>);
+
+impl Evictions {
+    /// Asks connections idle or silent for [`EVICTABLE_AFTER`] to close.
+    pub fn make_room(&self) {
+        self.0.notify_waiters();
+    }
+
+    fn listen(&self) -> Pin<Box<OwnedNotified>> {
+        let mut notified = Box::pin(self.0.clone().notified_owned());
+        notified.as_mut().enable();
+        notified
+    }
+
+    /// Resolves once room is asked for and the connection has been silent long enough
+    /// (used during the TLS handshake, before there is a [`TimedIo`]).
+    pub async fn evicted(&self, since: Instant) {
+        loop {
+            self.listen().await;
+            if since.elapsed() >= EVICTABLE_AFTER {
+                return;
+            }
+        }
+    }
+}
+
 /// The limits every connection shares.
 #[derive(Clone)]
 pub struct Timeouts {
     pub header_read: Duration,
     pub idle: Duration,
-    /// The connection slots: none free means clients are waiting to connect.
-    pub slots: Arc<Semaphore>,
-}
-
-impl Timeouts {
-    fn idle_limit(&self) -> Duration {
-        if self.slots.available_permits() == 0 {
-            IDLE_UNDER_PRESSURE.min(self.idle)
-        } else {
-            self.idle
-        }
-    }
+    pub evictions: Evictions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +92,11 @@ pub enum Protocol {
     Http2,
 }
 
+#[derive(Debug, Clone, Copy)]
 enum Phase {
-    /// Waiting for request headers (HTTP/1) until the deadline.
+    /// A new HTTP/1 connection that has sent nothing yet (header clock from the start).
+    Silent(Instant),
+    /// Request headers are arriving (HTTP/1), until the header deadline.
     Headers,
     /// A request is being served: no clock runs.
     Busy,
@@ -81,7 +104,8 @@ enum Phase {
     Idle(Instant),
 }
 
-/// The connection's byte stream, failing reads once headers are late or the idle time is up.
+/// The connection's byte stream, failing reads once headers are late, the idle time is up,
+/// or room is asked for while the connection is idle.
 pub struct TimedIo<T> {
     inner: T,
     activity: Arc<Activity>,
@@ -89,21 +113,28 @@ pub struct TimedIo<T> {
     protocol: Protocol,
     phase: Phase,
     clock: Pin<Box<Sleep>>,
+    eviction: Pin<Box<OwnedNotified>>,
 }
 
 impl<T> TimedIo<T> {
-    /// An HTTP/1 connection must send its first request in time; an HTTP/2 one starts idle.
-    pub fn new(inner: T, timeouts: Timeouts, protocol: Protocol) -> (TimedIo<T>, Arc<Activity>) {
+    /// `since`: when the connection was accepted. An HTTP/1 connection must send its first
+    /// request's headers within the header-read timeout from then; an HTTP/2 one starts idle.
+    pub fn new(
+        inner: T,
+        timeouts: Timeouts,
+        protocol: Protocol,
+        since: Instant,
+    ) -> (TimedIo<T>, Arc<Activity>) {
         let activity = Arc::new(Activity::default());
-        let now = Instant::now();
-        let phase = match protocol {
-            Protocol::Http1 => Phase::Headers,
-            Protocol::Http2 => Phase::Idle(now),
+        let (phase, deadline) = match protocol {
+            Protocol::Http1 => (Phase::Silent(since), since + timeouts.header_read),
+            Protocol::Http2 => (Phase::Idle(since), since + timeouts.idle),
         };
         let io = TimedIo {
             inner,
             activity: activity.clone(),
-            clock: Box::pin(tokio::time::sleep_until(now + timeouts.header_read)),
+            clock: Box::pin(tokio::time::sleep_until(deadline)),
+            eviction: timeouts.evictions.listen(),
             timeouts,
             protocol,
             phase,
@@ -123,39 +154,49 @@ impl<T> TimedIo<T> {
             self.phase = Phase::Busy;
             return None;
         }
-        if let Phase::Busy = self.phase {
-            self.phase = Phase::Idle(now);
-        }
-        if got_bytes && self.protocol == Protocol::Http1 && matches!(self.phase, Phase::Idle(_)) {
-            self.phase = Phase::Headers;
-            self.clock.as_mut().reset(now + self.timeouts.header_read);
+        match self.phase {
+            Phase::Busy => {
+                self.phase = Phase::Idle(now);
+                self.clock.as_mut().reset(now + self.timeouts.idle);
+            }
+            // The header deadline set at accept time stays.
+            Phase::Silent(_) if got_bytes => self.phase = Phase::Headers,
+            Phase::Idle(_) if got_bytes && self.protocol == Protocol::Http1 => {
+                self.phase = Phase::Headers;
+                self.clock.as_mut().reset(now + self.timeouts.header_read);
+            }
+            Phase::Silent(_) | Phase::Headers | Phase::Idle(_) => {}
         }
         if !pending {
             return None;
         }
+        let timed_out = self.clock.as_mut().poll(cx).is_ready();
         match self.phase {
-            Phase::Headers => self.clock.as_mut().poll(cx).is_ready().then(|| {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "request headers not received in time",
-                )
-            }),
-            Phase::Idle(since) => {
-                let limit = self.timeouts.idle_limit();
-                if now >= since + limit {
-                    return Some(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "idle connection closed",
-                    ));
-                }
-                // Wake up at the idle deadline, or sooner to notice the cap filling up.
-                let wake = (since + limit).min(now + IDLE_UNDER_PRESSURE);
-                self.clock.as_mut().reset(wake);
-                let _ = self.clock.as_mut().poll(cx);
-                None
-            }
-            Phase::Busy => None,
+            Phase::Headers | Phase::Silent(_) if timed_out => Some(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request headers not received in time",
+            )),
+            Phase::Idle(_) if timed_out => Some(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "idle connection closed",
+            )),
+            Phase::Silent(since) | Phase::Idle(since) => self.make_room(since, cx),
+            Phase::Headers | Phase::Busy => None,
         }
+    }
+
+    /// Closes the connection if room was asked for and it has been quiet long enough.
+    fn make_room(&mut self, since: Instant, cx: &mut Context<'_>) -> Option<io::Error> {
+        while self.eviction.as_mut().poll(cx).is_ready() {
+            if since.elapsed() >= EVICTABLE_AFTER {
+                return Some(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "idle connection closed to make room for waiting clients",
+                ));
+            }
+            self.eviction = self.timeouts.evictions.listen();
+        }
+        None
     }
 }
 
@@ -243,17 +284,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     const HEADER_READ: Duration = Duration::from_secs(5);
     const IDLE: Duration = Duration::from_secs(120);
 
-    fn timeouts(slots: usize) -> Timeouts {
+    fn timeouts() -> Timeouts {
         Timeouts {
             header_read: HEADER_READ,
             idle: IDLE,
-            slots: Arc::new(Semaphore::new(slots)),
+            evictions: Evictions::default(),
         }
+    }
+
+    fn timed(
+        protocol: Protocol,
+        shared: &Timeouts,
+    ) -> (DuplexStream, TimedIo<DuplexStream>, Arc<Activity>) {
+        let (client, server) = tokio::io::duplex(64);
+        let (io, activity) = TimedIo::new(server, shared.clone(), protocol, Instant::now());
+        (client, io, activity)
     }
 
     async fn read_some<T: AsyncRead + Unpin>(io: &mut TimedIo<T>) -> io::Result<usize> {
@@ -269,8 +319,8 @@ mod tests {
 
     /// One whole request: bytes read while the service is busy, then the answer.
     async fn complete_request(
-        client: &mut tokio::io::DuplexStream,
-        io: &mut TimedIo<tokio::io::DuplexStream>,
+        client: &mut DuplexStream,
+        io: &mut TimedIo<DuplexStream>,
         activity: &Arc<Activity>,
     ) {
         let guard = serve_one(activity);
@@ -281,8 +331,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_new_connection_times_out() {
-        let (_client, server) = tokio::io::duplex(64);
-        let (mut io, _activity) = TimedIo::new(server, timeouts(8), Protocol::Http1);
+        let (_client, mut io, _activity) = timed(Protocol::Http1, &timeouts());
         let error = read_some(&mut io).await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         assert!(error.to_string().contains("headers"), "{error}");
@@ -290,8 +339,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn late_headers_time_out_but_an_idle_connection_only_after_the_idle_timeout() {
-        let (mut client, server) = tokio::io::duplex(64);
-        let (mut io, activity) = TimedIo::new(server, timeouts(8), Protocol::Http1);
+        let (mut client, mut io, activity) = timed(Protocol::Http1, &timeouts());
         client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
         assert!(read_some(&mut io).await.unwrap() > 0);
 
@@ -320,15 +368,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_connections_close_after_the_idle_timeout() {
         for protocol in [Protocol::Http1, Protocol::Http2] {
-            let (mut client, server) = tokio::io::duplex(64);
-            let (mut io, activity) = TimedIo::new(server, timeouts(8), protocol);
+            let (mut client, mut io, activity) = timed(protocol, &timeouts());
             complete_request(&mut client, &mut io, &activity).await;
             let started = Instant::now();
             let error = read_some(&mut io).await.unwrap_err();
             assert!(error.to_string().contains("idle"), "{protocol:?}: {error}");
             let waited = started.elapsed();
             assert!(
-                waited >= IDLE && waited < IDLE + IDLE_UNDER_PRESSURE * 2,
+                waited >= IDLE && waited < IDLE + Duration::from_secs(1),
                 "{waited:?}"
             );
         }
@@ -336,8 +383,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn http2_pings_do_not_keep_an_idle_connection_open() {
-        let (mut client, server) = tokio::io::duplex(64);
-        let (mut io, _activity) = TimedIo::new(server, timeouts(8), Protocol::Http2);
+        let (mut client, mut io, _activity) = timed(Protocol::Http2, &timeouts());
         let started = Instant::now();
         let error = loop {
             // A ping answer every 30 s: bytes, but no request.
@@ -354,8 +400,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_busy_connection_is_never_timed_out() {
-        let (mut client, server) = tokio::io::duplex(64);
-        let (mut io, activity) = TimedIo::new(server, timeouts(8), Protocol::Http2);
+        let (mut client, mut io, activity) = timed(Protocol::Http2, &timeouts());
         let guard = serve_one(&activity);
         let waiting = tokio::time::timeout(IDLE * 3, read_some(&mut io)).await;
         assert!(
@@ -367,24 +412,87 @@ mod tests {
         assert!(read_some(&mut io).await.is_ok());
     }
 
+    /// Reads until the read fails, asking for room every 100 ms like the listener does.
+    async fn read_while_room_is_asked_for(
+        io: &mut TimedIo<DuplexStream>,
+        shared: &Timeouts,
+    ) -> io::Error {
+        let ask = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                shared.evictions.make_room();
+            }
+        };
+        tokio::select! {
+            result = read_some(io) => result.unwrap_err(),
+            () = ask => unreachable!(),
+        }
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn when_every_slot_is_taken_idle_connections_make_room_within_seconds() {
-        let shared = timeouts(1);
-        let (mut client, server) = tokio::io::duplex(64);
-        let (mut io, activity) = TimedIo::new(server, shared.clone(), Protocol::Http1);
-        complete_request(&mut client, &mut io, &activity).await;
-        // Idle with free slots: kept.
-        let idle = tokio::time::timeout(Duration::from_secs(10), read_some(&mut io)).await;
-        assert!(idle.is_err(), "closed while slots were free");
-        // The cap fills up (a client waits): the idle connection notices and goes.
-        let _taken = shared.slots.clone().try_acquire_owned().unwrap();
+    async fn when_room_is_asked_for_idle_and_silent_connections_close_but_busy_ones_stay() {
+        let shared = timeouts();
+        let (mut client, mut idle, activity) = timed(Protocol::Http1, &shared);
+        complete_request(&mut client, &mut idle, &activity).await;
+        // Nobody asked: an idle connection stays far beyond the eviction threshold.
+        let kept = tokio::time::timeout(Duration::from_secs(10), read_some(&mut idle)).await;
+        assert!(kept.is_err(), "closed although nobody asked for room");
+
+        let (_silent_client, mut silent, _) = timed(Protocol::Http1, &shared);
+        let (_h2_client, mut h2, _) = timed(Protocol::Http2, &shared);
+        let (_busy_client, mut busy, busy_activity) = timed(Protocol::Http2, &shared);
+        let _in_flight = serve_one(&busy_activity);
+
         let started = Instant::now();
-        let error = read_some(&mut io).await.unwrap_err();
-        assert!(error.to_string().contains("idle"), "{error}");
+        for io in [&mut idle, &mut silent, &mut h2] {
+            let error = read_while_room_is_asked_for(io, &shared).await;
+            assert!(error.to_string().contains("make room"), "{error}");
+        }
         assert!(
-            started.elapsed() <= IDLE_UNDER_PRESSURE * 2,
+            started.elapsed() < Duration::from_secs(1),
             "{:?}",
             started.elapsed()
+        );
+        let stays = tokio::time::timeout(
+            Duration::from_secs(10),
+            read_while_room_is_asked_for(&mut busy, &shared),
+        )
+        .await;
+        assert!(
+            stays.is_err(),
+            "a connection with a request in flight was evicted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_just_became_idle_is_not_evicted_at_once() {
+        let shared = timeouts();
+        let (mut client, mut io, activity) = timed(Protocol::Http1, &shared);
+        complete_request(&mut client, &mut io, &activity).await;
+        shared.evictions.make_room();
+        let early = tokio::time::timeout(EVICTABLE_AFTER / 2, read_some(&mut io)).await;
+        assert!(early.is_err(), "evicted right after its request");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handshake_is_evicted_only_once_it_is_old_enough() {
+        let shared = timeouts();
+        let since = Instant::now();
+        let evicted = shared.evictions.evicted(since);
+        let asking = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                shared.evictions.make_room();
+            }
+        };
+        tokio::select! {
+            () = evicted => {}
+            () = asking => unreachable!(),
+        }
+        let waited = since.elapsed();
+        assert!(
+            waited >= EVICTABLE_AFTER && waited < EVICTABLE_AFTER * 2,
+            "{waited:?}"
         );
     }
 }

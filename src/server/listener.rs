@@ -12,17 +12,20 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, watch};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use super::connection_timeouts::{Protocol, TimedIo, Timeouts, TrackRequests};
+use super::connection_timeouts::{Evictions, Protocol, TimedIo, Timeouts, TrackRequests};
 use super::metrics::Metrics;
 
 /// Pings keep idle HTTP/2 connections (the API server keeps them) and find dead peers.
 const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 const H2_MAX_CONCURRENT_STREAMS: u32 = 250;
+/// How often a listener that waits for a free slot asks idle connections to make room.
+const MAKE_ROOM_INTERVAL: Duration = Duration::from_millis(100);
 /// Pause after a failed accept (e.g. out of file descriptors) instead of spinning.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -55,13 +58,19 @@ impl Listener {
         let mut stop = self.stages.stop_accepting.clone();
         let connection = Arc::new(Connection::new(&self));
         loop {
-            // Past the cap, clients wait in the kernel's backlog rather than being refused.
-            let permit = tokio::select! {
-                biased;
-                () = raised(&mut stop) => break,
-                permit = self.connections.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
+            // Past the cap, clients wait in the kernel's backlog rather than being refused,
+            // while idle connections are asked to make room.
+            let permit = match self.connections.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(TryAcquireError::Closed) => break,
+                Err(TryAcquireError::NoPermits) => tokio::select! {
+                    biased;
+                    () = raised(&mut stop) => break,
+                    permit = self.connections.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = keep_asking_for_room(&self.timeouts.evictions) => continue,
                 },
             };
             let accepted = tokio::select! {
@@ -81,6 +90,15 @@ impl Listener {
             }
         }
         debug!("listener closed");
+    }
+}
+
+/// Never returns: asks now, then every [`MAKE_ROOM_INTERVAL`] (connections become
+/// evictable only after a moment of silence).
+async fn keep_asking_for_room(evictions: &Evictions) {
+    loop {
+        evictions.make_room();
+        tokio::time::sleep(MAKE_ROOM_INTERVAL).await;
     }
 }
 
@@ -124,11 +142,15 @@ impl Connection {
         _permit: OwnedSemaphorePermit,
     ) {
         let _open = OpenConnection::new(&self.metrics);
+        let accepted = Instant::now();
         let mut abort = self.stages.abort.clone();
         let handshake = tokio::time::timeout(self.timeouts.header_read, self.acceptor.accept(tcp));
         let tls = tokio::select! {
             biased;
             () = raised(&mut abort) => return,
+            () = self.timeouts.evictions.evicted(accepted) => {
+                return self.handshake_failed(peer, "closed to make room for waiting clients", false);
+            }
             handshake = handshake => match handshake {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => return self.handshake_failed(peer, &error.to_string(), refused_certificate(&error)),
@@ -139,7 +161,7 @@ impl Connection {
             Some(b"h2") => Protocol::Http2,
             _ => Protocol::Http1,
         };
-        let (io, activity) = TimedIo::new(tls, self.timeouts.clone(), protocol);
+        let (io, activity) = TimedIo::new(tls, self.timeouts.clone(), protocol, accepted);
         let service = TrackRequests::new(TowerToHyperService::new(self.router.clone()), activity);
         let io = TokioIo::new(io);
         let result = match protocol {

@@ -13,7 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use super::app::App;
-use super::connection_timeouts::Timeouts;
+use super::connection_timeouts::{Evictions, Timeouts};
 use super::listener::{Listener, Stages, raised};
 use super::metrics::{self, Metrics};
 use super::reload::{CertFiles, PolicyFile, ReloadHandle, Reloader};
@@ -122,7 +122,7 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         timeouts: Timeouts {
             header_read: Duration::from_secs(args.header_read_timeout),
             idle: Duration::from_secs(args.idle_timeout),
-            slots: connections.clone(),
+            evictions: Evictions::default(),
         },
         stages: Stages {
             stop_accepting: stop_rx,
