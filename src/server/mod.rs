@@ -85,8 +85,8 @@ pub struct ServeArgs {
     #[arg(long, env = "DEPLOYGUARD_REQUEST_TIMEOUT", default_value_t = 4)]
     pub request_timeout: u64,
     /// Seconds a keep-alive connection may stay idle. Above client-go's 90 s, so the API
-    /// server closes its idle connections first; while all --max-connections are taken,
-    /// connections idle for a second are closed to make room.
+    /// server closes its idle connections first. While all --max-connections are taken,
+    /// connections idle (or silent since they connected) for 250 ms close to make room.
     #[arg(long, env = "DEPLOYGUARD_IDLE_TIMEOUT", default_value_t = 120)]
     pub idle_timeout: u64,
     /// Most TLS connections open at once; further clients wait in the listen backlog.
