@@ -156,8 +156,9 @@ PY
 declare -A R
 measure() {  # measure KEY TOOL PATH BODY [EXTRA...]
   local key="$1" tool="$2" path="$3" body="$4"; shift 4
-  R["$key/dg"]="$("${tool}_run" "$key-dg" "https://127.0.0.1:$DG_PORT$path" "$body" "$@")"
-  R["$key/nginx"]="$("${tool}_run" "$key-nginx" "https://127.0.0.1:$NGINX_PORT$path" "$body" "$@")"
+  local file="${key//[ \/]/_}"
+  R["$key/dg"]="$("${tool}_run" "$file-dg" "https://127.0.0.1:$DG_PORT$path" "$body" "$@")"
+  R["$key/nginx"]="$("${tool}_run" "$file-nginx" "https://127.0.0.1:$NGINX_PORT$path" "$body" "$@")"
 }
 
 echo "== closed loop, $CONNECTIONS connections, ${DURATION}s after ${WARMUP}s warm-up"
@@ -171,7 +172,8 @@ echo "== fixed rate $FIXED_RATE req/s (8 clients × $((FIXED_RATE / 8)) req/s)"
 # h2load --rps paces each client; latency is measured per request.
 fixed() {  # fixed KEY PATH BODY [EXTRA...]
   local key="$1" path="$2" body="$3"; shift 3
-  R["$key/dg"]="$(CONNECTIONS=8 h2_run "$key-dg" "https://127.0.0.1:$DG_PORT$path" "$body" --rps=$((FIXED_RATE / 8)) "$@")"
+  local file="${key//[ \/]/_}"
+  R["$key/dg"]="$(CONNECTIONS=8 h2_run "$file-dg" "https://127.0.0.1:$DG_PORT$path" "$body" --rps=$((FIXED_RATE / 8)) "$@")"
 }
 CONNECTIONS_SAVED=$CONNECTIONS; CONNECTIONS=8
 fixed "fixed h1 pod /mutate" /mutate "$OUT/pod.json" --h1

@@ -20,6 +20,8 @@ mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 use thiserror::Error;
@@ -29,6 +31,7 @@ pub use start::{RunningServer, start};
 pub use tls::TlsError;
 
 use crate::config::ConfigError;
+use crate::policy::Policy;
 
 /// `deployguard serve` options; every flag has a `DEPLOYGUARD_*` environment variable.
 #[derive(Debug, Clone, Args)]
@@ -129,9 +132,20 @@ pub enum ServerError {
     Signals(std::io::Error),
 }
 
+/// The TLS port's routes over `policy`, without sockets, TLS or reloading: what `serve`
+/// runs on every connection (the HTTP handler benchmark drives it directly).
+pub fn router(policy: Policy, max_body_bytes: usize, request_timeout: Duration) -> axum::Router {
+    let app = Arc::new(app::App::new(
+        policy,
+        Arc::new(metrics::Metrics::new()),
+        max_body_bytes,
+    ));
+    routes::router(app, request_timeout)
+}
+
 /// Runs the server until SIGTERM/SIGINT, then drains and exits.
 pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
-    logging::init(args.log_format);
+    let _log_writer = logging::init(args.log_format);
     // Several crates in the tree can bring a rustls provider; naming one avoids the
     // start-up panic when two are compiled in. Err only means one is already installed.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -141,6 +155,6 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         .map_err(ServerError::Runtime)?;
     let result = runtime.block_on(shutdown::run_until_signal(args));
     // Connections still open after the grace period must not hold the exit.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    runtime.shutdown_timeout(Duration::from_secs(1));
     result
 }
