@@ -232,16 +232,19 @@ fn an_invalid_policy_at_start_up_exits_non_zero_naming_the_problem() {
     )
     .unwrap();
     let dev = temp.path().join("dev").display().to_string();
-    let mut process = Process::spawn(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--config",
-        &policy.display().to_string(),
-        "--dev-cert-dir",
-        &dev,
-    ]);
+    let spawn_with_config = |config: &str| {
+        Process::spawn(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--config",
+            config,
+            "--dev-cert-dir",
+            &dev,
+        ])
+    };
+    let mut process = spawn_with_config(&policy.display().to_string());
     let status = process.wait_exit();
     let stderr = process.stderr();
     assert_eq!(status.code(), Some(1), "{stderr}");
@@ -253,16 +256,7 @@ fn an_invalid_policy_at_start_up_exits_non_zero_naming_the_problem() {
     assert!(!process.remaining_log().contains("deployguard ready"));
 
     let missing = temp.path().join("missing.yaml").display().to_string();
-    let mut process = Process::spawn(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--config",
-        &missing,
-        "--dev-cert-dir",
-        &dev,
-    ]);
+    let mut process = spawn_with_config(&missing);
     assert_eq!(process.wait_exit().code(), Some(1));
     let stderr = process.stderr();
     assert!(
