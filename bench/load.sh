@@ -4,12 +4,12 @@
 #
 # usage: bench/load.sh [--no-write]     (root on Debian: installs wrk, h2load and nginx)
 # Prints a table; appends the figures to BENCHMARKS.md unless --no-write.
-# Raw outputs go to bench/out/ (ignored by git).
+# Raw outputs go to bench/out/load/ (ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 SHARED="${SHARED_DIR:-$ROOT/../shared}"
-OUT="$ROOT/bench/out"
+OUT="$ROOT/bench/out/load"
 WRITE=1
 [ "${1:-}" = "--no-write" ] && WRITE=0
 DURATION="${DURATION:-10}"
@@ -35,14 +35,9 @@ cargo build --release --locked --quiet
 BIN="$ROOT/target/release/deployguard"
 
 echo "== certificates"
-(
-  cd "$OUT"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt -days 30 \
-    -subj "/CN=bench-ca" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout tls.key -out tls.csr -subj "/CN=localhost" 2>/dev/null
-  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext
-  openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out tls.crt -days 30 -sha256 -extfile ext 2>/dev/null
-)
+# shellcheck source=bench/certs.sh
+. "$ROOT/bench/certs.sh"
+make_certs "$OUT" bench-ca
 
 # Two real bodies from the corpus: a Pod CREATE to /mutate, a multi-container Deployment
 # CREATE to /validate.
