@@ -1,5 +1,6 @@
 //! The timeouts of one connection between requests: a header-read timeout (HTTP/1), an
-//! idle timeout (HTTP/1 and HTTP/2), and eviction when every connection slot is taken.
+//! idle timeout (HTTP/1 and HTTP/2), a write-stall timeout, and eviction when every
+//! connection slot is taken.
 //!
 //! hyper's `header_read_timeout` starts as soon as it waits for the next request, so it
 //! also closes idle keep-alive connections; the API server reuses those, and a close that
@@ -8,7 +9,9 @@
 //! to the service. Between requests only the idle clock runs, longer than client-go's 90 s
 //! `IdleConnTimeout` so that the API server closes first. While clients wait for a slot,
 //! connections that have been idle (or silent since they connected) for a moment close to
-//! make room, so a flood of idle connections cannot lock the API server out.
+//! make room, so a flood of idle connections cannot lock the API server out. A client that
+//! stops reading its answers stops hyper's reads too, so no read clock would ever fire: the
+//! write side has its own clock.
 
 use std::future::Future;
 use std::io;
@@ -81,6 +84,8 @@ impl Evictions {
 pub struct Timeouts {
     pub header_read: Duration,
     pub idle: Duration,
+    /// How long a write may wait for the client to take bytes before the connection closes.
+    pub write_stall: Duration,
     pub evictions: Evictions,
 }
 
@@ -114,6 +119,8 @@ pub struct TimedIo<T> {
     phase: Phase,
     clock: Pin<Box<Sleep>>,
     eviction: Pin<Box<OwnedNotified>>,
+    /// Running while the last write (or flush) could not proceed.
+    write_clock: Option<Pin<Box<Sleep>>>,
 }
 
 impl<T> TimedIo<T> {
@@ -135,6 +142,7 @@ impl<T> TimedIo<T> {
             activity: activity.clone(),
             clock: Box::pin(tokio::time::sleep_until(deadline)),
             eviction: timeouts.evictions.listen(),
+            write_clock: None,
             timeouts,
             protocol,
             phase,
@@ -198,6 +206,30 @@ impl<T> TimedIo<T> {
         }
         None
     }
+
+    /// Turns a write that has waited for the client longer than the write-stall timeout
+    /// into an error; any progress stops the clock.
+    fn write_stalled<R>(
+        &mut self,
+        result: Poll<io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<R>> {
+        if result.is_ready() {
+            self.write_clock = None;
+            return result;
+        }
+        let stall = self.timeouts.write_stall;
+        let clock = self
+            .write_clock
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        if clock.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client stopped reading its answers",
+            )));
+        }
+        Poll::Pending
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
@@ -223,7 +255,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.write_stalled(result, cx)
     }
 
     fn poll_write_vectored(
@@ -231,7 +265,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.write_stalled(result, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -239,11 +275,15 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        this.write_stalled(result, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.write_stalled(result, cx)
     }
 }
 
@@ -288,11 +328,13 @@ mod tests {
 
     const HEADER_READ: Duration = Duration::from_secs(5);
     const IDLE: Duration = Duration::from_secs(120);
+    const WRITE_STALL: Duration = Duration::from_secs(4);
 
     fn timeouts() -> Timeouts {
         Timeouts {
             header_read: HEADER_READ,
             idle: IDLE,
+            write_stall: WRITE_STALL,
             evictions: Evictions::default(),
         }
     }
@@ -396,6 +438,43 @@ mod tests {
         };
         assert!(error.to_string().contains("idle"), "{error}");
         assert!(started.elapsed() <= IDLE + Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_fails_the_write_after_the_stall_timeout() {
+        let (_client, mut io, _activity) = timed(Protocol::Http1, &timeouts());
+        let started = Instant::now();
+        // The duplex holds 64 bytes; the client reads none of them.
+        let error = loop {
+            match io.write(&[b'x'; 64]).await {
+                Ok(_) => continue,
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(error.to_string().contains("stopped reading"), "{error}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= WRITE_STALL && waited < WRITE_STALL + Duration::from_secs(1),
+            "{waited:?}"
+        );
+
+        // A client that reads, however slowly, keeps the writes going.
+        let (mut client, mut io, _activity) = timed(Protocol::Http1, &timeouts());
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            loop {
+                tokio::time::sleep(WRITE_STALL / 2).await;
+                if client.read(&mut buf).await.unwrap_or(0) == 0 {
+                    break;
+                }
+            }
+        });
+        for _ in 0..20 {
+            io.write_all(&[b'y'; 16]).await.unwrap();
+        }
+        drop(io);
+        reader.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -83,7 +83,8 @@ pub struct ServeArgs {
     /// webhook's timeoutSeconds.
     #[arg(long, env = "DEPLOYGUARD_HEADER_READ_TIMEOUT", default_value_t = 3)]
     pub header_read_timeout: u64,
-    /// Seconds from the request headers to the answer, body upload included (408 after).
+    /// Seconds from the request headers to the answer, body upload included (408 after);
+    /// also how long a connection may wait for its client to read before it is closed.
     /// Keep it below the webhook's timeoutSeconds.
     #[arg(long, env = "DEPLOYGUARD_REQUEST_TIMEOUT", default_value_t = 4)]
     pub request_timeout: u64,

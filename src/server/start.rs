@@ -122,6 +122,8 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         timeouts: Timeouts {
             header_read: Duration::from_secs(args.header_read_timeout),
             idle: Duration::from_secs(args.idle_timeout),
+            // An answer nobody takes for as long as a request may take is not awaited.
+            write_stall: Duration::from_secs(args.request_timeout),
             evictions: Evictions::default(),
         },
         stages: Stages {
