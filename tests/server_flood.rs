@@ -8,8 +8,8 @@ mod harness;
 use harness::*;
 use tokio::net::TcpStream;
 
-const SLOTS: usize = 32;
-const SILENT: usize = 300;
+const SLOTS: usize = 256;
+const SILENT: usize = 2000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_idle_connections_does_not_lock_other_clients_out() {

@@ -3,156 +3,31 @@
 
 #[path = "common/server_harness.rs"]
 mod harness;
+#[path = "common/process_harness.rs"]
+mod process;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use harness::*;
-
-/// The running binary; its stdout (the log) arrives line by line. Killed if dropped.
-struct Process {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Process {
-    fn spawn(args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_deployguard"))
-            .arg("serve")
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (sender, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Process {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first log line (from now on) containing `text`.
-    fn wait_for_line(&mut self, text: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(text) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no log line with {text:?}; log so far:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
-            let _ = stderr.read_to_string(&mut text);
-        }
-        text
-    }
-
-    /// The rest of the log, once the process has exited.
-    fn remaining_log(&mut self) -> String {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(line);
-        }
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `key=value` of a text log line.
-fn text_field(line: &str, key: &str) -> String {
-    line.split_whitespace()
-        .find_map(|word| word.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key}= in {line}"))
-        .trim_matches('"')
-        .to_owned()
-}
-
-fn write_server_cert(pki: &Pki, dir: &Path) -> (String, String) {
-    let pair = pki.server(2090);
-    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-    std::fs::write(&cert, pair.cert_pem).unwrap();
-    std::fs::write(&key, pair.key_pem).unwrap();
-    (cert.display().to_string(), key.display().to_string())
-}
+use process::{Process, serve_ready};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_readyz_503_then_stops_listening_and_lets_in_flight_requests_finish() {
     let pki = Pki::new("shutdown CA");
     let temp = tempfile::tempdir().unwrap();
-    let (cert, key) = write_server_cert(&pki, temp.path());
-    let mut process = Process::spawn(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--log-format",
-        "text",
-        "--drain-delay",
-        "2",
-        "--shutdown-grace",
-        "20",
-        "--request-timeout",
-        "30",
-    ]);
-    let ready = process.wait_for_line("deployguard ready");
-    let addr: SocketAddr = text_field(&ready, "listen").parse().unwrap();
-    let metrics_addr: SocketAddr = text_field(&ready, "metrics_listen").parse().unwrap();
+    let (mut process, addr, metrics_addr) = serve_ready(
+        &pki,
+        temp.path(),
+        &[
+            "--drain-delay",
+            "2",
+            "--shutdown-grace",
+            "20",
+            "--request-timeout",
+            "30",
+        ],
+    );
 
     // Three requests in flight: headers and half of the body sent, the rest held back.
     let body = std::fs::read(repo_path("examples/admission-review-denied.json")).unwrap();
@@ -191,13 +66,7 @@ async fn sigterm_turns_readyz_503_then_stops_listening_and_lets_in_flight_reques
     })
     .await;
     // After the drain delay the listener is gone; the requests in flight are still open.
-    eventually("the listener closed", || async {
-        tokio::net::TcpStream::connect(addr)
-            .await
-            .is_err()
-            .then_some(())
-    })
-    .await;
+    wait_until_listener_closed(addr).await;
     assert!(closed_by_server(&mut idle).await);
 
     let expected = cli_review("validate", None, &body);
