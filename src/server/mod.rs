@@ -127,6 +127,8 @@ pub enum ServerError {
     DevCert(#[from] DevCertError),
     #[error("{flag} must be at least {min}")]
     Invalid { flag: &'static str, min: u64 },
+    #[error("the TLS library's random number generator failed")]
+    Randomness,
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]

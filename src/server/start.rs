@@ -57,6 +57,12 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         }
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    // AWS-LC seeds its generator from CPU jitter once per process (~40 ms here); done while
+    // the rest loads, so that readiness includes it and the first handshake does not pay it.
+    let seeding = tokio::task::spawn_blocking({
+        let provider = provider.clone();
+        move || provider.secure_random.fill(&mut [0u8; 32])
+    });
     let metrics = Arc::new(Metrics::new());
 
     let (policy, policy_file) = match &args.config {
@@ -102,6 +108,10 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
             .map(|(path, pem)| (*path, pem.as_slice())),
         provider.clone(),
     )?;
+
+    if !matches!(seeding.await, Ok(Ok(()))) {
+        return Err(ServerError::Randomness);
+    }
 
     let tcp = bind(args.listen, "--listen").await?;
     let metrics_tcp = bind(args.metrics_listen, "--metrics-listen").await?;
