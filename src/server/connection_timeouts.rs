@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use hyper::service::Service;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
@@ -35,6 +36,9 @@ pub const EVICTABLE_AFTER: Duration = Duration::from_millis(250);
 #[derive(Debug, Default)]
 pub struct Activity {
     requests: AtomicUsize,
+    /// The connection's reader, seen busy: woken when the last request ends, so that its
+    /// clocks start even if hyper is already waiting for bytes and would not read again.
+    reader: AtomicWaker,
 }
 
 impl Activity {
@@ -47,7 +51,9 @@ struct RequestGuard(Arc<Activity>);
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.0.requests.fetch_sub(1, Ordering::AcqRel);
+        if self.0.requests.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.reader.wake();
+        }
     }
 }
 
@@ -159,8 +165,12 @@ impl<T> TimedIo<T> {
     ) -> Option<io::Error> {
         let now = Instant::now();
         if self.activity.busy() {
-            self.phase = Phase::Busy;
-            return None;
+            self.activity.reader.register(cx.waker());
+            // The request may have ended in between, without seeing this waker.
+            if self.activity.busy() {
+                self.phase = Phase::Busy;
+                return None;
+            }
         }
         match self.phase {
             Phase::Busy => {
@@ -475,6 +485,34 @@ mod tests {
         }
         drop(io);
         reader.await.unwrap();
+    }
+
+    /// Records whether it was woken.
+    #[derive(Default)]
+    struct WakeFlag(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for WakeFlag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_saw_the_connection_busy_is_woken_when_the_request_ends() {
+        for protocol in [Protocol::Http1, Protocol::Http2] {
+            let (_client, mut io, activity) = timed(protocol, &timeouts());
+            let guard = serve_one(&activity);
+            let flag = Arc::new(WakeFlag::default());
+            let waker = std::task::Waker::from(flag.clone());
+            let mut buf = [0u8; 8];
+            let mut read_buf = ReadBuf::new(&mut buf);
+            let poll = Pin::new(&mut io).poll_read(&mut Context::from_waker(&waker), &mut read_buf);
+            assert!(poll.is_pending());
+            assert!(!flag.0.load(Ordering::SeqCst));
+            // Without the wake the idle clock would not start until bytes arrive.
+            drop(guard);
+            assert!(flag.0.load(Ordering::SeqCst), "{protocol:?}: not woken");
+        }
     }
 
     #[tokio::test(start_paused = true)]
