@@ -26,6 +26,21 @@ pub enum ConfigError {
     },
 }
 
+/// `T`, deserialized with the path of keys recorded, so that a wrong value (a mode that
+/// does not exist, a string for a number) is reported with its key, not only its line.
+struct Keyed<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Keyed<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_path_to_error::deserialize(deserializer)
+            .map(Keyed)
+            .map_err(|error| {
+                let key = error.path().to_string();
+                serde::de::Error::custom(format!("{key}: {}", error.into_inner()))
+            })
+    }
+}
+
 /// The default policy, with a comment on every key (`deployguard config default`).
 pub const DEFAULT_POLICY_YAML: &str = include_str!("default-policy.yaml");
 
@@ -103,11 +118,12 @@ pub fn load_policy(path: &Path) -> Result<Policy, ConfigError> {
 
 /// Parses and validates policy YAML; `origin` names it in errors.
 pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
-    let file: Option<PolicyFile> =
+    let file: Option<Keyed<PolicyFile>> =
         serde_saphyr::from_str(text).map_err(|error| ConfigError::Syntax {
             origin: origin.to_owned(),
             message: error.to_string(),
         })?;
+    let file = file.map(|keyed| keyed.0);
     let invalid = |key: String, problem: String| ConfigError::Invalid {
         origin: origin.to_owned(),
         key,
@@ -341,10 +357,26 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
+        let mode = error("defaultMode: deny");
         assert!(
-            error("defaultMode: deny").contains("deny"),
-            "{}",
-            error("defaultMode: deny")
+            mode.contains("defaultMode: unknown variant `deny`") && mode.contains("line 1"),
+            "{mode}"
+        );
+        let nested =
+            error("defaultMode: warn\nnamespaceOverrides:\n  team-a:\n    defaultMode: x\n");
+        assert!(
+            nested.contains("namespaceOverrides.team-a.defaultMode: unknown variant `x`")
+                && nested.contains("line 4"),
+            "{nested}"
+        );
+        let wrong_type = error("goRuntime: {gomaxprocs: {minimum: abc}}");
+        assert!(
+            wrong_type.contains("goRuntime.gomaxprocs.minimum: "),
+            "{wrong_type}"
+        );
+        assert!(
+            error("goRuntime: {gomaxprocs: {rounding: round}}")
+                .contains("goRuntime.gomaxprocs.rounding: unknown variant `round`")
         );
         let ratio = error("goRuntime: {gomemlimit: {ratio: 1.5}}");
         assert!(
@@ -355,7 +387,6 @@ mod tests {
             error("goRuntime: {gomaxprocs: {minimum: 0}}")
                 .contains("goRuntime.gomaxprocs.minimum: 0")
         );
-        assert!(error("goRuntime: {gomaxprocs: {rounding: round}}").contains("round"));
         assert!(error("excludedNamespaces: [Kube-System]").contains("excludedNamespaces[0]"));
     }
 
