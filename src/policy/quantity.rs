@@ -165,7 +165,14 @@ fn parse_suffix(suffix: &str) -> Option<(u32, i64)> {
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            (0, exponent.parse::<i64>().ok().filter(|e| e.abs() <= 1000)?)
+            // unsigned_abs: i64::MIN has no i64 absolute value (found by fuzzing).
+            (
+                0,
+                exponent
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|e| e.unsigned_abs() <= 1000)?,
+            )
         }
     };
     Some(found)
@@ -279,6 +286,9 @@ mod tests {
     fn e_alone_is_exa_and_with_digits_an_exponent() {
         assert_eq!(bytes("1E"), 1_000_000_000_000_000_000);
         assert_eq!(bytes("1E3"), 1000);
+        for extreme in ["1e-9223372036854775808", "1e9223372036854775807", "1e-1001"] {
+            assert!(Quantity::parse(extreme).is_err(), "{extreme}");
+        }
     }
 
     #[test]
