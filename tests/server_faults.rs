@@ -177,12 +177,6 @@ async fn an_invalid_policy_reloaded_under_load_is_refused_and_the_old_one_keeps_
 
 const HALF_BODY_LENGTH: usize = 1000;
 
-fn post_head(path: &str, length: usize) -> String {
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
-    )
-}
-
 /// An HTTP/1.1 request with headers and half its body sent, and the rest never coming.
 async fn half_sent_request(
     server: &TestServer,
@@ -1007,22 +1001,10 @@ async fn openssl_clients_speaking_tls_1_0_or_1_1_or_offering_only_weak_suites_ar
 async fn connect_with_a_tiny_receive_buffer(
     server: &TestServer,
 ) -> tokio_rustls::client::TlsStream<TcpStream> {
-    use rustls_pki_types::pem::PemObject;
-    install_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(server.ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(server.addr()).await.unwrap();
-    let name = rustls_pki_types::ServerName::IpAddress(server.addr().ip().into());
-    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(name, tcp)
+    tls_over(tcp, &server.ca_pem, rustls::DEFAULT_VERSIONS)
         .await
         .unwrap()
 }

@@ -31,10 +31,7 @@ enum InFlight {
 impl InFlight {
     async fn start_http1(addr: SocketAddr, ca_pem: &str, body: &[u8]) -> InFlight {
         let mut stream = raw_connect(addr, ca_pem).await;
-        let head = format!(
-            "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
+        let head = post_head("/validate", body.len());
         raw_send(&mut stream, head.as_bytes()).await;
         raw_send(&mut stream, &body[..body.len() / 2]).await;
         InFlight::Http1(Box::new(stream))

@@ -35,10 +35,7 @@ async fn sigterm_turns_readyz_503_then_stops_listening_and_lets_in_flight_reques
     let mut in_flight = Vec::new();
     for _ in 0..3 {
         let mut stream = raw_connect(addr, &pki.ca_pem).await;
-        let head = format!(
-            "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
+        let head = post_head("/validate", body.len());
         raw_send(&mut stream, head.as_bytes()).await;
         raw_send(&mut stream, first_half).await;
         in_flight.push(stream);

@@ -306,6 +306,16 @@ pub async fn raw_connect_with(
     ca_pem: &str,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    tls_over(tcp, ca_pem, versions).await
+}
+
+/// TLS speaking HTTP/1.1 over a TCP connection made by the caller, verifying `ca_pem`.
+pub async fn tls_over(
+    tcp: TcpStream,
+    ca_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> std::io::Result<TlsStream<TcpStream>> {
     install_provider();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -316,9 +326,15 @@ pub async fn raw_connect_with(
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(addr).await?;
-    let name = ServerName::IpAddress(addr.ip().into());
+    let name = ServerName::IpAddress(tcp.peer_addr()?.ip().into());
     connector.connect(name, tcp).await
+}
+
+/// The head of an HTTP/1.1 JSON POST of `length` body bytes.
+pub fn post_head(path: &str, length: usize) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
 }
 
 pub struct RawResponse {
