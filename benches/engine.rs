@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use deployguard::admission::{Endpoint, review};
-use deployguard::patch::injection_patch;
+use deployguard::patch::go_env_patch;
 use deployguard::policy::Policy;
 use deployguard::workload::Workload;
 use kube::core::DynamicObject;
@@ -40,7 +40,7 @@ fn engine(c: &mut Criterion) {
             let spec = workload.read_spec().expect("spec");
             let subject = workload.subject("shop", &spec);
             let judgement = policy.judge(&subject);
-            let ops = injection_patch(&workload, &policy.injections(&subject));
+            let ops = go_env_patch(&workload, &policy.go_env_plan(&subject));
             black_box((judgement, ops))
         })
     });

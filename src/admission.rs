@@ -9,7 +9,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionReview, Operation};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::patch::injection_patch;
+use crate::patch::go_env_patch;
 use crate::policy::{Finding, Judgement, Mode, Policy, RuleId};
 use crate::workload::{Workload, WorkloadKind};
 
@@ -212,6 +212,14 @@ fn answer(
         exempted: Vec::new(),
         skipped: None,
     };
+    if is_resize(request) {
+        if endpoint == Endpoint::Validate {
+            judge_resize(policy, request, &mut response, &mut summary);
+        } else {
+            summary.skipped = Some("subresource");
+        }
+        return (response, summary);
+    }
     let workload = match locate(request) {
         Ok(workload) => workload,
         Err(reason) => {
@@ -252,15 +260,7 @@ fn answer(
                 return (response, summary);
             }
             let judgement = policy.judge(&subject);
-            if judgement.excluded {
-                summary.skipped = Some("namespace excluded");
-            }
-            fill_validation(&mut response, &judgement, &workload, &summary);
-            if !response.allowed {
-                summary.decision = Decision::Denied;
-            }
-            summary.exempted = judgement.exempted;
-            summary.findings = judgement.findings;
+            settle_validation(&mut response, &mut summary, judgement, &workload);
         }
         Endpoint::Mutate => {
             let mutable = request.operation == Operation::Create
@@ -270,13 +270,69 @@ fn answer(
             } else if !mutable {
                 summary.skipped = Some("pods are mutated on CREATE only");
             } else {
-                let ops = injection_patch(&workload, &policy.injections(&subject));
+                let ops = go_env_patch(&workload, &policy.go_env_plan(&subject));
                 set_patch(&mut response, &ops);
                 summary.patch_ops = ops.len();
             }
         }
     }
     (response, summary)
+}
+
+/// An in-place resize: `UPDATE` of `pods/resize`, carrying the whole Pod before and after.
+fn is_resize(request: &AdmissionRequest<DynamicObject>) -> bool {
+    request.operation == Operation::Update
+        && request.kind.kind == WorkloadKind::Pod.as_str()
+        && request.sub_resource.as_deref() == Some("resize")
+}
+
+/// Judges a resize for Go env only: the env of a running pod cannot follow its limits.
+fn judge_resize(
+    policy: &Policy,
+    request: &AdmissionRequest<DynamicObject>,
+    response: &mut ResponseOut,
+    summary: &mut ReviewSummary,
+) {
+    let pods = request
+        .object
+        .as_ref()
+        .zip(request.old_object.as_ref())
+        .and_then(|(new, old)| Workload::locate("Pod", new).zip(Workload::locate("Pod", old)));
+    let Some((new, old)) = pods else {
+        summary.skipped = Some("resize without both pods");
+        return;
+    };
+    let (new_spec, old_spec) = match (new.read_spec(), old.read_spec()) {
+        (Ok(new_spec), Ok(old_spec)) => (new_spec, old_spec),
+        // The API server validated both; an unreadable one is not ours to block.
+        _ => {
+            summary.skipped = Some("unreadable pod spec");
+            return;
+        }
+    };
+    let judgement = policy.judge_resize(
+        &old.subject(&summary.namespace, &old_spec),
+        &new.subject(&summary.namespace, &new_spec),
+    );
+    settle_validation(response, summary, judgement, &new);
+}
+
+/// Turns a judgement into the validating answer and its summary.
+fn settle_validation(
+    response: &mut ResponseOut,
+    summary: &mut ReviewSummary,
+    judgement: Judgement,
+    workload: &Workload<'_>,
+) {
+    if judgement.excluded {
+        summary.skipped = Some("namespace excluded");
+    }
+    fill_validation(response, &judgement, workload, summary);
+    if !response.allowed {
+        summary.decision = Decision::Denied;
+    }
+    summary.exempted = judgement.exempted;
+    summary.findings = judgement.findings;
 }
 
 fn locate(request: &AdmissionRequest<DynamicObject>) -> Result<Workload<'_>, &'static str> {

@@ -7,7 +7,9 @@ use std::path::Path;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::policy::{Mode, NamespaceOverride, Policy, Rounding, RuleId, default_rule_mode};
+use crate::policy::{
+    GoRuntimeSelect, Mode, NamespaceOverride, Policy, Rounding, RuleId, default_rule_mode,
+};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -53,6 +55,7 @@ struct PolicyFile {
     namespace_overrides: Option<BTreeMap<String, OverrideFile>>,
     exemptions: Option<ExemptionsFile>,
     controller_owned_pods: Option<ControllerOwnedFile>,
+    resource_units: Option<ResourceUnitsFile>,
     go_runtime: Option<GoRuntimeFile>,
 }
 
@@ -61,6 +64,35 @@ struct PolicyFile {
 struct OverrideFile {
     default_mode: Option<Mode>,
     rules: Option<BTreeMap<String, Mode>>,
+    go_runtime: Option<OverrideGoRuntimeFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OverrideGoRuntimeFile {
+    select: Option<SelectFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ResourceUnitsFile {
+    max_cpu_cores: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SelectFile {
+    All,
+    Annotated,
+}
+
+impl From<SelectFile> for GoRuntimeSelect {
+    fn from(select: SelectFile) -> Self {
+        match select {
+            SelectFile::All => GoRuntimeSelect::All,
+            SelectFile::Annotated => GoRuntimeSelect::Annotated,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +111,7 @@ struct ControllerOwnedFile {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct GoRuntimeFile {
     enabled: Option<bool>,
+    select: Option<SelectFile>,
     mutate_templates: Option<bool>,
     gomaxprocs: Option<GoMaxProcsFile>,
     gomemlimit: Option<GoMemLimitFile>,
@@ -105,6 +138,7 @@ enum RoundingFile {
 struct GoMemLimitFile {
     inject: Option<bool>,
     ratio: Option<f64>,
+    warn_above: Option<f64>,
 }
 
 /// Reads and validates a policy file.
@@ -153,6 +187,7 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
                 NamespaceOverride {
                     default_mode: over.default_mode,
                     rules,
+                    go_runtime_select: over.go_runtime.and_then(|g| g.select).map(Into::into),
                 },
             );
         }
@@ -163,9 +198,23 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
     if let Some(mode) = file.controller_owned_pods.and_then(|c| c.max_mode) {
         policy.controller_owned_max_mode = mode;
     }
+    if let Some(cores) = file.resource_units.and_then(|r| r.max_cpu_cores) {
+        policy.max_cpu_cores = u32::try_from(cores)
+            .ok()
+            .filter(|c| (1..=1_000_000).contains(c))
+            .ok_or_else(|| {
+                invalid(
+                    "resourceUnits.maxCpuCores".into(),
+                    format!("{cores} is not between 1 and 1000000"),
+                )
+            })?;
+    }
     if let Some(go) = file.go_runtime {
         let settings = &mut policy.go_runtime;
         settings.enabled = go.enabled.unwrap_or(settings.enabled);
+        if let Some(select) = go.select {
+            settings.select = select.into();
+        }
         settings.mutate_templates = go.mutate_templates.unwrap_or(settings.mutate_templates);
         if let Some(procs) = go.gomaxprocs {
             let target = &mut settings.gomaxprocs;
@@ -194,19 +243,32 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
         if let Some(memory) = go.gomemlimit {
             let target = &mut settings.gomemlimit;
             target.inject = memory.inject.unwrap_or(target.inject);
+            // The injected ratio leaves room outside the heap (stacks, cgo, runtime).
             if let Some(ratio) = memory.ratio {
-                if !(0.5..=1.0).contains(&ratio) {
-                    return Err(invalid(
-                        "goRuntime.gomemlimit.ratio".into(),
-                        format!("{ratio} is not between 0.5 and 1.0"),
-                    ));
-                }
-                // Millionths keep the arithmetic exact; finer ratios are rounded.
-                target.ratio_millionths = (ratio * 1_000_000.0).round() as u32;
+                target.ratio_millionths =
+                    millionths(ratio, 0.5, 0.95, "goRuntime.gomemlimit.ratio")
+                        .map_err(|(k, p)| invalid(k, p))?;
+            }
+            if let Some(share) = memory.warn_above {
+                target.warn_above_millionths =
+                    millionths(share, 0.5, 1.0, "goRuntime.gomemlimit.warnAbove")
+                        .map_err(|(k, p)| invalid(k, p))?;
             }
         }
     }
     Ok(policy)
+}
+
+/// A share between `low` and `high` in millionths, which keep the arithmetic exact
+/// (finer values are rounded).
+fn millionths(share: f64, low: f64, high: f64, key: &str) -> Result<u32, (String, String)> {
+    if !(low..=high).contains(&share) {
+        return Err((
+            key.to_owned(),
+            format!("{share} is not between {low} and {high}"),
+        ));
+    }
+    Ok((share * 1_000_000.0).round() as u32)
 }
 
 fn rule_modes(
@@ -298,7 +360,8 @@ mod tests {
             "defaultMode: warn\nrules:\n  cpu-limit: off\n  probe-settings: enforce\nexcludedNamespaces: [infra]\n\
              namespaceOverrides:\n  legacy:\n    defaultMode: audit\n    rules: {memory-limit: warn}\n\
              exemptions: {allowAnnotation: true}\ncontrollerOwnedPods: {maxMode: warn}\n\
-             goRuntime:\n  enabled: false\n  mutateTemplates: true\n  gomaxprocs: {inject: false, rounding: floor, minimum: 1, fallbackToRequest: true}\n  gomemlimit: {inject: false, ratio: 0.75}\n",
+             resourceUnits: {maxCpuCores: 64}\n\
+             goRuntime:\n  enabled: false\n  select: annotated\n  mutateTemplates: true\n  gomaxprocs: {inject: false, rounding: floor, minimum: 1, fallbackToRequest: true}\n  gomemlimit: {inject: false, ratio: 0.75, warnAbove: 0.9}\n",
         )
         .unwrap();
         assert_eq!(policy.default_mode, Mode::Warn);
@@ -329,6 +392,13 @@ mod tests {
             (go.gomemlimit.inject, go.gomemlimit.ratio_millionths),
             (false, 750_000)
         );
+        assert_eq!(go.gomemlimit.warn_above_millionths, 900_000);
+        assert_eq!(go.select, GoRuntimeSelect::Annotated);
+        assert_eq!(policy.max_cpu_cores, 64);
+        let select =
+            parse("namespaceOverrides:\n  java:\n    goRuntime: {select: annotated}\n").unwrap();
+        assert_eq!(select.go_runtime_select("java"), GoRuntimeSelect::Annotated);
+        assert_eq!(select.go_runtime_select("other"), GoRuntimeSelect::All);
     }
 
     #[test]
@@ -378,10 +448,18 @@ mod tests {
             error("goRuntime: {gomaxprocs: {rounding: round}}")
                 .contains("goRuntime.gomaxprocs.rounding: unknown variant `round`")
         );
-        let ratio = error("goRuntime: {gomemlimit: {ratio: 1.5}}");
+        let ratio = error("goRuntime: {gomemlimit: {ratio: 0.96}}");
         assert!(
-            ratio.contains("goRuntime.gomemlimit.ratio: 1.5 is not between 0.5 and 1.0"),
+            ratio.contains("goRuntime.gomemlimit.ratio: 0.96 is not between 0.5 and 0.95"),
             "{ratio}"
+        );
+        assert!(
+            error("goRuntime: {gomemlimit: {warnAbove: 1.1}}")
+                .contains("goRuntime.gomemlimit.warnAbove: 1.1")
+        );
+        assert!(error("resourceUnits: {maxCpuCores: 0}").contains("resourceUnits.maxCpuCores: 0"));
+        assert!(
+            error("goRuntime: {select: some}").contains("goRuntime.select: unknown variant `some`")
         );
         assert!(
             error("goRuntime: {gomaxprocs: {minimum: 0}}")

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::patch::injection_patch;
+use crate::patch::go_env_patch;
 use crate::policy::{Finding, Policy, Subject};
 use crate::workload::{Workload, WorkloadKind};
 
@@ -79,7 +79,7 @@ pub fn mutate_document(policy: &Policy, document: &mut Value) -> Mutation {
     let mut patches = Vec::new();
     for (item, object) in objects(document) {
         match with_workload(item, object, |workload, subject| {
-            injection_patch(workload, &policy.injections(subject))
+            go_env_patch(workload, &policy.go_env_plan(subject))
         }) {
             Ok(Some(ops)) if !ops.is_empty() => patches.push((item, ops)),
             Ok(_) => {}

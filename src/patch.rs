@@ -1,115 +1,108 @@
-//! Injections → RFC 6902 operations relative to the object root.
+//! Go env plans → RFC 6902 operations relative to the object root.
 //!
 //! Pointers are built from tokens by `jsonptr`, which escapes `~` and `/` (`~0`, `~1`),
 //! so `deployguard.io/injected` becomes `deployguard.io~1injected`.
 
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation};
+use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde_json::{Map, Value, json};
 
-use crate::policy::{ContainerInjection, INJECTED_ANNOTATION};
+use crate::policy::{EnvChange, GoEnvPlan, INJECTED_ANNOTATION, RecordChange};
 use crate::workload::{Workload, WorkloadKind};
 
-/// The operations that add the injected variables and record them in the
-/// `deployguard.io/injected` annotation. Empty when there is nothing to inject, so a
-/// reinvocation adds nothing.
-pub fn injection_patch(
-    workload: &Workload<'_>,
-    injections: &[ContainerInjection<'_>],
-) -> Vec<PatchOperation> {
-    if injections.is_empty() {
-        return Vec::new();
-    }
+/// The operations that carry out `plan`: env entries added, replaced and removed, and
+/// the `deployguard.io/injected` annotation rewritten to match. Empty for an empty plan,
+/// so a reinvocation with unchanged limits changes nothing.
+pub fn go_env_patch(workload: &Workload<'_>, plan: &GoEnvPlan<'_>) -> Vec<PatchOperation> {
     let mut ops = Vec::new();
-    for injection in injections {
+    for container in &plan.containers {
         let env_tokens = || {
             workload.pod_spec_tokens().map(str::to_owned).chain([
-                injection.role.field().to_owned(),
-                injection.index.to_string(),
+                container.role.field().to_owned(),
+                container.index.to_string(),
                 "env".to_owned(),
             ])
         };
-        let entries = injection
-            .vars
-            .iter()
-            .map(|var| json!({"name": var.name, "value": var.value}));
-        if injection.has_env {
-            for entry in entries {
+        let mut additions = Vec::new();
+        for change in &container.changes {
+            match change {
+                EnvChange::Replace { index, value } => {
+                    ops.push(PatchOperation::Replace(ReplaceOperation {
+                        path: PointerBuf::from_tokens(
+                            env_tokens().chain([index.to_string(), "value".to_owned()]),
+                        ),
+                        value: Value::String(value.clone()),
+                    }))
+                }
+                EnvChange::Remove { index } => ops.push(PatchOperation::Remove(RemoveOperation {
+                    path: PointerBuf::from_tokens(env_tokens().chain([index.to_string()])),
+                })),
+                EnvChange::Add { name, value } => {
+                    additions.push(json!({"name": name, "value": value}))
+                }
+            }
+        }
+        if additions.is_empty() {
+            continue;
+        }
+        if container.has_env {
+            for entry in additions {
                 ops.push(add(env_tokens().chain(["-".to_owned()]), entry));
             }
         } else {
-            ops.push(add(env_tokens(), Value::Array(entries.collect())));
+            ops.push(add(env_tokens(), Value::Array(additions)));
         }
     }
-    ops.push(annotation_op(workload, &record(injections)));
+    match &plan.record {
+        RecordChange::Keep => {}
+        RecordChange::Write(record) => ops.push(annotation_op(workload, record)),
+        RecordChange::Remove => ops.push(PatchOperation::Remove(RemoveOperation {
+            path: PointerBuf::from_tokens(
+                metadata_tokens(workload)
+                    .chain(["annotations".to_owned(), INJECTED_ANNOTATION.to_owned()]),
+            ),
+        })),
+    }
     ops
 }
 
-/// `app: GOMAXPROCS=2 GOMEMLIMIT=921MiB; sidecar: GOMEMLIMIT=115MiB`
-fn record(injections: &[ContainerInjection<'_>]) -> String {
-    injections
-        .iter()
-        .map(|injection| {
-            let vars: Vec<String> = injection
-                .vars
-                .iter()
-                .map(|var| format!("{}={}", var.name, var.value))
-                .collect();
-            format!("{}: {}", injection.name, vars.join(" "))
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// Adds the annotation where it is missing: the key, the `annotations` map, or the
-/// whole `metadata` object. An earlier record (from a reinvocation that injected into
-/// containers another webhook added) is kept in front.
-fn annotation_op(workload: &Workload<'_>, record: &str) -> PatchOperation {
-    let metadata_tokens: Vec<&str> = workload
+/// Tokens from the object root to the pod's (or template's) `metadata`.
+fn metadata_tokens(workload: &Workload<'_>) -> impl Iterator<Item = String> + use<> {
+    workload
         .kind
         .template_tokens()
         .iter()
-        .copied()
-        .chain(["metadata"])
-        .collect();
-    let (metadata_present, annotations) = match workload.kind {
+        .map(|t| (*t).to_owned())
+        .chain(["metadata".to_owned()])
+}
+
+/// Sets the annotation, adding what is missing on the way: the `annotations` map, or the
+/// whole `metadata` object.
+fn annotation_op(workload: &Workload<'_>, record: &str) -> PatchOperation {
+    let (metadata_present, annotations_present) = match workload.kind {
         WorkloadKind::Pod => {
             let meta = workload.meta();
             // Typed metadata cannot tell `{}` from absent; adding the whole object is right for both.
-            let present = *meta != Default::default();
-            let annotations = meta.annotations.as_ref().map(|map| {
-                map.iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect::<Map<String, Value>>()
-            });
-            (present, annotations)
+            (*meta != Default::default(), meta.annotations.is_some())
         }
         _ => {
             let metadata = workload.template_metadata.filter(|m| m.is_object());
             let annotations = metadata
                 .and_then(|m| m.get("annotations"))
-                .and_then(Value::as_object)
-                .cloned();
+                .is_some_and(Value::is_object);
             (metadata.is_some(), annotations)
         }
     };
-    let value = match annotations
-        .as_ref()
-        .and_then(|map| map.get(INJECTED_ANNOTATION))
-        .and_then(Value::as_str)
-    {
-        Some(earlier) if !earlier.is_empty() => format!("{earlier}; {record}"),
-        _ => record.to_owned(),
-    };
-    let tokens = metadata_tokens.iter().map(|t| (*t).to_owned());
-    match (metadata_present, annotations.is_some()) {
+    let value = Value::String(record.to_owned());
+    let tokens = metadata_tokens(workload);
+    match (metadata_present, annotations_present) {
         (true, true) => add(
             tokens.chain(["annotations".to_owned(), INJECTED_ANNOTATION.to_owned()]),
-            Value::String(value),
+            value,
         ),
         (true, false) => add(
             tokens.chain(["annotations".to_owned()]),
-            json!({ INJECTED_ANNOTATION: value }),
+            Value::Object(Map::from_iter([(INJECTED_ANNOTATION.to_owned(), value)])),
         ),
         (false, _) => add(
             tokens,
@@ -136,7 +129,7 @@ mod tests {
         let workload = Workload::locate(kind, &dynamic).unwrap();
         let spec = workload.read_spec().unwrap();
         let subject = workload.subject("default", &spec);
-        injection_patch(&workload, &Policy::default().injections(&subject))
+        go_env_patch(&workload, &Policy::default().go_env_plan(&subject))
     }
 
     fn apply(object: &Value, ops: &[PatchOperation]) -> Value {
@@ -217,14 +210,44 @@ mod tests {
     }
 
     #[test]
-    fn earlier_record_is_kept() {
+    fn a_stale_record_is_rewritten_to_what_is_owned() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "annotations": {INJECTED_ANNOTATION: "old: GOMAXPROCS=2"}},
+            "metadata": {"name": "p", "annotations": {INJECTED_ANNOTATION: "gone: GOMAXPROCS=2"}},
             "spec": {"containers": [limited(None)]}});
         let patched = apply(&pod, &patch_for("Pod", &pod));
         assert_eq!(
             patched["metadata"]["annotations"][INJECTED_ANNOTATION],
-            "old: GOMAXPROCS=2; app: GOMAXPROCS=2 GOMEMLIMIT=921MiB"
+            "app: GOMAXPROCS=2 GOMEMLIMIT=921MiB"
         );
+    }
+
+    #[test]
+    fn limits_changed_by_another_webhook_are_followed() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "app", "resources": {"limits": {"cpu": "4", "memory": "4Gi"}},
+                "env": [{"name": "GOGC", "value": "50"}]}]}});
+        let first = apply(&pod, &patch_for("Pod", &pod));
+        let mut resized = first.clone();
+        resized["spec"]["containers"][0]["resources"]["limits"] =
+            json!({"cpu": "1", "memory": "512Mi"});
+        let ops = patch_for("Pod", &resized);
+        assert_eq!(
+            serde_json::to_value(&ops).unwrap(),
+            json!([
+                {"op": "replace", "path": "/spec/containers/0/env/1/value", "value": "2"},
+                {"op": "replace", "path": "/spec/containers/0/env/2/value", "value": "460MiB"},
+                {"op": "add", "path": "/metadata/annotations/deployguard.io~1injected",
+                 "value": "app: GOMAXPROCS=2 GOMEMLIMIT=460MiB"},
+            ])
+        );
+        let mut unlimited = apply(&resized, &ops);
+        unlimited["spec"]["containers"][0]["resources"] = json!({});
+        let removed = apply(&unlimited, &patch_for("Pod", &unlimited));
+        assert_eq!(
+            removed["spec"]["containers"][0]["env"],
+            json!([{"name": "GOGC", "value": "50"}])
+        );
+        assert_eq!(removed["metadata"]["annotations"], json!({}));
+        assert_eq!(patch_for("Pod", &removed), []);
     }
 }

@@ -6,8 +6,8 @@ use kube::core::DynamicObject;
 use serde_json::Value;
 
 use crate::policy::{
-    EXEMPT_ANNOTATION, GO_RUNTIME_ANNOTATION, GO_RUNTIME_SKIP_ANNOTATION, PodSpecView, SpecError,
-    Subject,
+    EXEMPT_ANNOTATION, GO_RUNTIME_ANNOTATION, GO_RUNTIME_CONTAINERS_ANNOTATION,
+    GO_RUNTIME_SKIP_ANNOTATION, INJECTED_ANNOTATION, PodSpecView, SpecError, Subject,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,6 +159,8 @@ impl<'a> Workload<'a> {
             exempt_annotation: object_annotation(self.meta(), EXEMPT_ANNOTATION),
             go_runtime_annotation: self.pod_annotation(GO_RUNTIME_ANNOTATION),
             go_runtime_skip_annotation: self.pod_annotation(GO_RUNTIME_SKIP_ANNOTATION),
+            go_runtime_containers_annotation: self.pod_annotation(GO_RUNTIME_CONTAINERS_ANNOTATION),
+            injected_annotation: self.pod_annotation(INJECTED_ANNOTATION),
         }
     }
 }

@@ -1,14 +1,15 @@
 //! Laws of the mutation, checked on generated pods and templates:
 //! the patch applies to the object it was computed from, a second review adds nothing,
 //! injected GOMEMLIMIT parses under Go's grammar within 1 MiB below floor(0.9 × limit),
-//! and no input shape makes the engine panic.
+//! any sequence of limit changes between mutations ends in the env a fresh mutation of
+//! the final object gives, and no input shape makes the engine panic.
 
 use base64::Engine as _;
 use deployguard::admission::{Endpoint, review};
 use deployguard::manifest::{judge_document, mutate_document};
-use deployguard::policy::Policy;
 use deployguard::policy::gomemlimit::{GoMemLimit, parse_go_memlimit};
 use deployguard::policy::quantity::Quantity;
+use deployguard::policy::{INJECTED_ANNOTATION, InjectedRecord, Policy};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -187,8 +188,136 @@ fn memory_limits(object: &Value) -> Vec<(String, Option<u128>)> {
         .collect()
 }
 
+/// Where the pod spec of a generated workload is.
+fn spec_pointer(object: &Value) -> &'static str {
+    [
+        "/spec/jobTemplate/spec/template/spec",
+        "/spec/template/spec",
+        "/spec",
+    ]
+    .into_iter()
+    .find(|p| object.pointer(&format!("{p}/containers")).is_some())
+    .unwrap()
+}
+
+/// Where the pod's (or template's) metadata is.
+fn metadata_pointer(object: &Value) -> String {
+    match spec_pointer(object).strip_suffix("/spec") {
+        Some("") | None => "/metadata".to_owned(),
+        Some(template) => format!("{template}/metadata"),
+    }
+}
+
+fn containers_mut(object: &mut Value) -> Vec<&mut Value> {
+    let spec = object.pointer_mut(spec_pointer(&object.clone())).unwrap();
+    let spec = spec.as_object_mut().unwrap();
+    let mut all = Vec::new();
+    for (field, list) in spec.iter_mut() {
+        if field == "containers" || field == "initContainers" {
+            all.extend(list.as_array_mut().into_iter().flatten());
+        }
+    }
+    all
+}
+
+fn injected_annotation(object: &Value) -> Option<String> {
+    object
+        .pointer(&format!("{}/annotations", metadata_pointer(object)))
+        .and_then(|a| a.get(INJECTED_ANNOTATION))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The object without deployguard's own env entries and its annotation.
+fn strip_owned(object: &Value) -> Value {
+    let mut stripped = without_owned_env(object);
+    if let Some(annotations) = stripped
+        .pointer_mut(&format!("{}/annotations", metadata_pointer(object)))
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(INJECTED_ANNOTATION);
+    }
+    stripped
+}
+
+/// The object without the env entries deployguard's annotation says it owns.
+fn without_owned_env(object: &Value) -> Value {
+    let annotation = injected_annotation(object).unwrap_or_default();
+    let record = InjectedRecord::parse(&annotation).unwrap_or_default();
+    let mut stripped = object.clone();
+    for container in containers_mut(&mut stripped) {
+        let name = container["name"].as_str().unwrap_or_default().to_owned();
+        if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {
+            env.retain(|entry| {
+                let var = entry["name"].as_str().unwrap_or_default();
+                record.value(&name, var).is_none()
+                    || entry["value"].as_str() != record.value(&name, var)
+            });
+        }
+    }
+    stripped
+}
+
+/// Each container's env as a sorted list of entries: compared variable by variable.
+fn env_by_name(object: &Value) -> Vec<(String, Vec<String>)> {
+    let mut copy = object.clone();
+    let mut out: Vec<(String, Vec<String>)> = containers_mut(&mut copy)
+        .into_iter()
+        .map(|c| {
+            let mut entries: Vec<String> = c["env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(Value::to_string)
+                .collect();
+            entries.sort();
+            (c["name"].as_str().unwrap_or_default().to_owned(), entries)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn mutate_and_apply(policy: &Policy, object: &Value) -> Result<Value, TestCaseError> {
+    let ops = mutate_ops(policy, object);
+    let mut patched = object.clone();
+    json_patch::patch(&mut patched, &ops)
+        .map_err(|e| TestCaseError::fail(format!("{e}: {ops:?} on {object}")))?;
+    Ok(patched)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn owned_env_follows_every_limit_change(
+        object in workload(),
+        steps in proptest::collection::vec((proptest::collection::vec(limits(), 4), any::<bool>()), 1..5),
+    ) {
+        let policy = mutate_policy();
+        let user_env = env_by_name(&object);
+        let mut current = mutate_and_apply(&policy, &object)?;
+        for (limits, another_webhook_drops_ours) in steps {
+            // Another mutating webhook sets new limits (VPA, Kyverno), and may drop the
+            // env entries deployguard wrote; deployguard is then reinvoked.
+            if another_webhook_drops_ours {
+                current = without_owned_env(&current);
+            }
+            for (container, resources) in containers_mut(&mut current).into_iter().zip(limits) {
+                match resources {
+                    Some(resources) => container["resources"] = resources,
+                    None => { container.as_object_mut().unwrap().remove("resources"); }
+                }
+            }
+            current = mutate_and_apply(&policy, &current)?;
+            prop_assert_eq!(mutate_ops(&policy, &current), vec![], "idempotent after {}", current);
+        }
+        let fresh = mutate_and_apply(&policy, &strip_owned(&current))?;
+        prop_assert_eq!(env_by_name(&current), env_by_name(&fresh));
+        prop_assert_eq!(injected_annotation(&current), injected_annotation(&fresh));
+        // The user's entries are those the object came with (none were ours at first).
+        prop_assert_eq!(env_by_name(&strip_owned(&current)), user_env, "the user's env changed");
+    }
 
     #[test]
     fn patch_applies_and_a_second_review_adds_nothing(object in workload()) {

@@ -73,6 +73,44 @@ async fn answers_are_byte_identical_to_the_cli() {
     );
 }
 
+/// The Go env follows the limits the pod really runs with: a reinvocation after VPA
+/// lowered the limits replaces deployguard's values, and an in-place resize below the
+/// running GOMEMLIMIT is denied, over real TLS and both HTTP versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reinvocations_and_resizes_follow_the_running_limits() {
+    let pki = Pki::new("resize CA");
+    let server = TestServer::start(&pki, &[]).await;
+    for (http, client) in BOTH.map(|http| (http, client(&pki.ca_pem, http))) {
+        let answer_to = async |endpoint: &str, example_path: &str| {
+            let url = server.url(endpoint);
+            let (status, _, answer) = post(&client, http, &url, example(example_path)).await;
+            assert_eq!(status, 200, "{endpoint} {http:?}");
+            serde_json::from_slice::<serde_json::Value>(&answer).unwrap()
+        };
+        let response = answer_to("/mutate", "examples/admission-review-reinvocation.json").await;
+        let patch = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            response["response"]["patch"].as_str().unwrap(),
+        )
+        .unwrap();
+        let ops: serde_json::Value = serde_json::from_slice(&patch).unwrap();
+        assert_eq!(
+            ops[0],
+            serde_json::json!({"op": "replace", "path": "/spec/containers/0/env/1/value", "value": "2"})
+        );
+        assert_eq!(ops[1]["value"], "691MiB", "{http:?}: {ops}");
+
+        let response = answer_to("/validate", "examples/admission-review-resize.json").await;
+        assert_eq!(response["response"]["allowed"], false, "{http:?}");
+        assert_eq!(response["response"]["status"]["code"], 403);
+        let message = response["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("env cannot change in a running pod"),
+            "{message}"
+        );
+    }
+}
+
 /// The denied example with one top-level field replaced.
 fn with_top_level(field: &str, value: &str) -> Vec<u8> {
     let mut review: serde_json::Value = serde_json::from_slice(&example(DENIED_EXAMPLE)).unwrap();

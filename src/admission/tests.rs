@@ -289,3 +289,65 @@ fn warnings_fit_kubernetes_limits() {
     assert!(fitted.iter().map(String::len).sum::<usize>() <= MAX_WARNINGS_TOTAL);
     assert!(fitted.last().unwrap().contains("more warnings omitted"));
 }
+
+/// A `pods/resize` review of a pod mutated at 4 CPUs / 4Gi, resized to `limits`.
+fn resize_request(limits: Value, owned: bool) -> Vec<u8> {
+    let mut container = good_container();
+    container["resources"]["limits"] = json!({"cpu": "4", "memory": "4Gi"});
+    container["env"] =
+        json!([{"name": "GOMAXPROCS", "value": "4"}, {"name": "GOMEMLIMIT", "value": "3686MiB"}]);
+    // A legacy pod without probes: a resize is not the moment to demand them.
+    container.as_object_mut().unwrap().remove("livenessProbe");
+    let mut old = pod(json!([container]));
+    old["metadata"]["annotations"] =
+        json!({"deployguard.io/injected": "app: GOMAXPROCS=4 GOMEMLIMIT=3686MiB"});
+    if owned {
+        old["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "name": "web-1", "uid": "1", "controller": true}]);
+    }
+    let mut new = old.clone();
+    new["spec"]["containers"][0]["resources"]["limits"] = limits;
+    let mut body: Value =
+        serde_json::from_slice(&request(API_VERSION_V1, "UPDATE", "Pod", new, Some(old))).unwrap();
+    body["request"]["subResource"] = json!("resize");
+    serde_json::to_vec(&body).unwrap()
+}
+
+#[test]
+fn resizing_below_the_running_gomemlimit_is_denied_even_for_controller_owned_pods() {
+    for owned in [false, true] {
+        let out = respond(
+            Endpoint::Validate,
+            &resize_request(json!({"cpu": "1", "memory": "512Mi"}), owned),
+        );
+        let response = &out["response"];
+        assert_eq!(response["allowed"], false, "owned: {owned}");
+        let message = response["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("env cannot change in a running pod"),
+            "{message}"
+        );
+        assert!(message.contains("kubectl rollout restart"), "{message}");
+        let warnings = response["warnings"].to_string();
+        assert!(warnings.contains("CPU budget to 2"), "{warnings}");
+    }
+}
+
+#[test]
+fn resizes_within_bounds_are_allowed_and_never_mutated() {
+    let within = respond(
+        Endpoint::Validate,
+        &resize_request(json!({"cpu": "4", "memory": "3800Mi"}), false),
+    );
+    assert_eq!(within["response"]["allowed"], true);
+    assert!(
+        within["response"].get("warnings").is_none(),
+        "probes are not demanded of a resize"
+    );
+    let mutate = respond(
+        Endpoint::Mutate,
+        &resize_request(json!({"cpu": "1", "memory": "512Mi"}), false),
+    );
+    assert_eq!(mutate["response"]["allowed"], true);
+    assert!(mutate["response"].get("patch").is_none());
+}

@@ -50,13 +50,14 @@ pub enum RuleId {
     MemoryLimit,
     CpuRequest,
     MemoryRequest,
+    ResourceUnits,
     GoEnv,
     GoRuntimeInjection,
 }
 
 impl RuleId {
     /// Every rule, in the order the policy file and the docs list them.
-    pub const ALL: [RuleId; 10] = [
+    pub const ALL: [RuleId; 11] = [
         RuleId::LivenessProbe,
         RuleId::ReadinessProbe,
         RuleId::ProbePort,
@@ -65,6 +66,7 @@ impl RuleId {
         RuleId::MemoryLimit,
         RuleId::CpuRequest,
         RuleId::MemoryRequest,
+        RuleId::ResourceUnits,
         RuleId::GoEnv,
         RuleId::GoRuntimeInjection,
     ];
@@ -79,6 +81,7 @@ impl RuleId {
             RuleId::MemoryLimit => "memory-limit",
             RuleId::CpuRequest => "cpu-request",
             RuleId::MemoryRequest => "memory-request",
+            RuleId::ResourceUnits => "resource-units",
             RuleId::GoEnv => "go-env",
             RuleId::GoRuntimeInjection => "go-runtime-injection",
         }

@@ -2,8 +2,10 @@
 //! a [`Subject`] (one pod spec in its context) it returns findings and the Go runtime
 //! environment to inject. The server and the CLI both call exactly this.
 
+pub mod downward;
 pub mod finding;
 pub mod gomemlimit;
+pub mod injected;
 pub mod podspec;
 pub mod quantity;
 mod rules;
@@ -11,16 +13,20 @@ mod rules;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use finding::{Finding, Mode, RuleId};
+pub use injected::InjectedRecord;
 pub use podspec::{ContainerRole, ContainerView, PodSpecView, SpecError};
-pub use rules::goruntime::{ContainerInjection, InjectedVar};
+pub use rules::goruntime::{ContainerEnvPlan, EnvChange, GoEnvPlan, RecordChange};
 
 /// Annotation listing rules to exempt an object from (honoured only when allowed).
 pub const EXEMPT_ANNOTATION: &str = "deployguard.io/exempt";
-/// Annotation on a pod (or pod template) that turns Go runtime injection off: `"off"`.
+/// Annotation on a pod (or pod template) that turns Go runtime injection off (`"off"`),
+/// or on where the policy injects only annotated pods (`"on"`).
 pub const GO_RUNTIME_ANNOTATION: &str = "deployguard.io/go-runtime";
+/// Annotation on a pod (or pod template) naming the only containers to inject: `"a,b"`.
+pub const GO_RUNTIME_CONTAINERS_ANNOTATION: &str = "deployguard.io/go-runtime-containers";
 /// Annotation on a pod (or pod template) naming containers to leave uninjected: `"a,b"`.
 pub const GO_RUNTIME_SKIP_ANNOTATION: &str = "deployguard.io/go-runtime-skip";
-/// Annotation the mutation writes to record what it injected.
+/// Annotation the mutation writes to record what it injected (format: [`injected`]).
 pub const INJECTED_ANNOTATION: &str = "deployguard.io/injected";
 
 /// How GOMAXPROCS is rounded from a fractional CPU limit.
@@ -44,11 +50,24 @@ pub struct GoMemLimitSettings {
     pub inject: bool,
     /// GOMEMLIMIT = floor(memory limit × ratio); stored in millionths to stay exact.
     pub ratio_millionths: u32,
+    /// A GOMEMLIMIT the user wrote above this share of the limit warns (too little room
+    /// outside the Go heap); in millionths.
+    pub warn_above_millionths: u32,
+}
+
+/// Which pods get Go runtime variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoRuntimeSelect {
+    /// Every pod that does not opt out.
+    All,
+    /// Only pods annotated `deployguard.io/go-runtime: "on"`.
+    Annotated,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoRuntimeSettings {
     pub enabled: bool,
+    pub select: GoRuntimeSelect,
     /// Mutate pod templates of workload controllers too, not only Pods.
     pub mutate_templates: bool,
     pub gomaxprocs: GoMaxProcsSettings,
@@ -60,6 +79,7 @@ pub struct GoRuntimeSettings {
 pub struct NamespaceOverride {
     pub default_mode: Option<Mode>,
     pub rules: BTreeMap<RuleId, Mode>,
+    pub go_runtime_select: Option<GoRuntimeSelect>,
 }
 
 /// A validated policy. Build it with [`crate::config::parse_policy`] or [`Policy::default`].
@@ -74,6 +94,8 @@ pub struct Policy {
     /// Pods owned by a controller are judged at most in this mode: their template was
     /// judged already, and a denial would stop a controller replacing pods.
     pub controller_owned_max_mode: Mode,
+    /// A CPU limit or request above this many cores is taken for a unit mistake.
+    pub max_cpu_cores: u32,
     pub go_runtime: GoRuntimeSettings,
 }
 
@@ -93,8 +115,10 @@ impl Default for Policy {
             namespace_overrides: BTreeMap::new(),
             allow_exemption_annotation: false,
             controller_owned_max_mode: Mode::Audit,
+            max_cpu_cores: 128,
             go_runtime: GoRuntimeSettings {
                 enabled: true,
+                select: GoRuntimeSelect::All,
                 mutate_templates: false,
                 gomaxprocs: GoMaxProcsSettings {
                     inject: true,
@@ -105,6 +129,7 @@ impl Default for Policy {
                 gomemlimit: GoMemLimitSettings {
                     inject: true,
                     ratio_millionths: 900_000,
+                    warn_above_millionths: 950_000,
                 },
             },
         }
@@ -136,6 +161,19 @@ pub struct Subject<'a> {
     pub go_runtime_annotation: Option<&'a str>,
     /// The pod's (or template's) `deployguard.io/go-runtime-skip` annotation.
     pub go_runtime_skip_annotation: Option<&'a str>,
+    /// The pod's (or template's) `deployguard.io/go-runtime-containers` annotation.
+    pub go_runtime_containers_annotation: Option<&'a str>,
+    /// The pod's (or template's) `deployguard.io/injected` annotation.
+    pub injected_annotation: Option<&'a str>,
+}
+
+impl Subject<'_> {
+    /// What deployguard recorded it injected; an annotation that does not parse records nothing.
+    fn injected_record(&self) -> InjectedRecord<'_> {
+        self.injected_annotation
+            .and_then(InjectedRecord::parse)
+            .unwrap_or_default()
+    }
 }
 
 /// The outcome of judging one subject.
@@ -154,6 +192,13 @@ pub struct Judgement {
 }
 
 impl Judgement {
+    fn excluded() -> Judgement {
+        Judgement {
+            excluded: true,
+            ..Judgement::default()
+        }
+    }
+
     pub fn has_enforced(&self) -> bool {
         self.findings.iter().any(|f| f.mode == Mode::Enforce)
     }
@@ -192,12 +237,9 @@ impl Policy {
     /// Judges one pod spec against every validation rule.
     pub fn judge(&self, subject: &Subject<'_>) -> Judgement {
         if self.is_excluded(subject.namespace) {
-            return Judgement {
-                excluded: true,
-                ..Judgement::default()
-            };
+            return Judgement::excluded();
         }
-        let exemptions = self.exemptions(subject.exempt_annotation);
+        let record = subject.injected_record();
         let mut raw = Vec::new();
         for container in &subject.spec.containers {
             let probes_apply = container.role.gets_probe_rules()
@@ -207,8 +249,36 @@ impl Policy {
                 rules::probes::check(container, &mut raw);
             }
             rules::resources::check(container, subject.spec, &mut raw);
-            rules::goruntime::check_env(container, subject.spec, &self.go_runtime, &mut raw);
+            rules::units::check(container, subject.spec, self.max_cpu_cores, &mut raw);
+            rules::goenv::check_env(container, subject.spec, &self.go_runtime, &record, &mut raw);
         }
+        let cap = subject
+            .controller_owned
+            .then_some(self.controller_owned_max_mode);
+        self.settle(subject, raw, cap)
+    }
+
+    /// Judges an in-place resize (`pods/resize`): the new limits against the env the
+    /// running containers were started with. `go-env` only, and never capped for
+    /// controller-owned pods: nearly every pod an autoscaler resizes has an owner.
+    pub fn judge_resize(&self, old: &Subject<'_>, new: &Subject<'_>) -> Judgement {
+        if self.is_excluded(new.namespace) {
+            return Judgement::excluded();
+        }
+        let mut raw = Vec::new();
+        rules::goenv::check_resize(
+            old.spec,
+            new.spec,
+            &self.go_runtime,
+            &old.injected_record(),
+            &mut raw,
+        );
+        self.settle(new, raw, None)
+    }
+
+    /// Applies exemptions, the namespace's modes and `cap` to raw findings.
+    fn settle(&self, subject: &Subject<'_>, raw: Vec<Finding>, cap: Option<Mode>) -> Judgement {
+        let exemptions = self.exemptions(subject.exempt_annotation);
         let findings = raw
             .into_iter()
             .filter(|finding| !exemptions.honoured.contains(&finding.rule))
@@ -216,8 +286,8 @@ impl Policy {
                 let mut mode = self
                     .mode_for(finding.rule, subject.namespace)
                     .min(finding.mode);
-                if subject.controller_owned {
-                    mode = mode.min(self.controller_owned_max_mode);
+                if let Some(cap) = cap {
+                    mode = mode.min(cap);
                 }
                 finding.mode = mode;
                 (mode != Mode::Off).then_some(finding)
@@ -232,32 +302,48 @@ impl Policy {
         }
     }
 
-    /// The Go runtime variables to add to each container, never overriding what the user set.
-    pub fn injections<'a>(&self, subject: &Subject<'a>) -> Vec<ContainerInjection<'a>> {
+    /// Which pods get Go runtime variables in `namespace`.
+    pub fn go_runtime_select(&self, namespace: &str) -> GoRuntimeSelect {
+        self.namespace_overrides
+            .get(namespace)
+            .and_then(|o| o.go_runtime_select)
+            .unwrap_or(self.go_runtime.select)
+    }
+
+    /// Recomputes the Go runtime variables deployguard owns from the current limits:
+    /// adds what is missing, replaces what changed, removes what lost its reason (or
+    /// whose pod opted out). The user's own variables are never touched.
+    pub fn go_env_plan<'a>(&self, subject: &Subject<'a>) -> GoEnvPlan<'a> {
         let settings = &self.go_runtime;
-        if !settings.enabled
-            || self.is_excluded(subject.namespace)
-            || subject
-                .go_runtime_annotation
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("off"))
-            || self
+        if !settings.enabled || self.is_excluded(subject.namespace) {
+            return GoEnvPlan::none();
+        }
+        let switch = subject.go_runtime_annotation.map(str::trim);
+        let pod_opted_in = match self.go_runtime_select(subject.namespace) {
+            GoRuntimeSelect::All => !switch.is_some_and(|v| v.eq_ignore_ascii_case("off")),
+            GoRuntimeSelect::Annotated => switch.is_some_and(|v| v.eq_ignore_ascii_case("on")),
+        };
+        let pod_injected = pod_opted_in
+            && !self
                 .exemptions(subject.exempt_annotation)
                 .honoured
-                .contains(&RuleId::GoRuntimeInjection)
-        {
-            return Vec::new();
-        }
-        let skipped: Vec<&str> = subject
-            .go_runtime_skip_annotation
-            .map(|list| list.split(',').map(str::trim).collect())
-            .unwrap_or_default();
-        subject
-            .spec
-            .containers
-            .iter()
-            .filter(|container| !skipped.contains(&container.name))
-            .filter_map(|container| rules::goruntime::injection(container, subject.spec, settings))
-            .collect()
+                .contains(&RuleId::GoRuntimeInjection);
+        let names =
+            |list: Option<&'a str>| list.map(|l| l.split(',').map(str::trim).collect::<Vec<_>>());
+        let only = names(subject.go_runtime_containers_annotation);
+        let skipped = names(subject.go_runtime_skip_annotation).unwrap_or_default();
+        rules::goruntime::plan(
+            subject.spec,
+            settings,
+            subject.injected_annotation,
+            |container| {
+                pod_injected
+                    && only
+                        .as_ref()
+                        .is_none_or(|only| only.contains(&container.name))
+                    && !skipped.contains(&container.name)
+            },
+        )
     }
 
     fn exemptions(&self, annotation: Option<&str>) -> Exemptions {

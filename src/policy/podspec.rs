@@ -55,8 +55,49 @@ pub struct CpuMemory {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvVar<'a> {
     pub name: &'a str,
+    pub source: EnvSource<'a>,
+}
+
+impl<'a> EnvVar<'a> {
     /// The literal `value`, when the entry has one (not `valueFrom`).
-    pub value: Option<&'a str>,
+    pub fn literal(&self) -> Option<&'a str> {
+        match self.source {
+            EnvSource::Literal(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// Where an `env` entry's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvSource<'a> {
+    /// `value`.
+    Literal(&'a str),
+    /// Neither `value` nor `valueFrom`: the empty string, which Go reads as unset.
+    Empty,
+    /// `valueFrom.resourceFieldRef`: the kubelet computes it from the pod's resources.
+    ResourceField(ResourceFieldRef<'a>),
+    /// Any other `valueFrom` (ConfigMap, Secret, fieldRef): unknown at admission.
+    Opaque,
+}
+
+/// `valueFrom.resourceFieldRef` of an `env` entry (the downward API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceFieldRef<'a> {
+    /// Another container whose resources are read; `None`: the entry's own container.
+    pub container_name: Option<&'a str>,
+    pub resource: &'a str,
+    /// `None`: the default divisor, 1.
+    pub divisor: Option<Quantity>,
+}
+
+/// What the kubelet does to a running container when a resource is resized in place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResizePolicy {
+    /// `restartPolicy: RestartContainer` for `cpu` (the default is `NotRequired`).
+    pub cpu_restarts: bool,
+    /// `restartPolicy: RestartContainer` for `memory`.
+    pub memory_restarts: bool,
 }
 
 /// A probe's port, as written.
@@ -91,12 +132,28 @@ pub struct ContainerView<'a> {
     pub env: Vec<EnvVar<'a>>,
     /// Whether `env` is present as an array (the patch appends) or absent (it adds one).
     pub has_env: bool,
+    pub resize_policy: ResizePolicy,
 }
 
-impl ContainerView<'_> {
+impl<'a> ContainerView<'a> {
     /// Whether the container sets `name` in `env`, by value or `valueFrom`.
     pub fn sets_env(&self, name: &str) -> bool {
         self.env.iter().any(|var| var.name == name)
+    }
+
+    /// The position and literal value of the one `env` entry named `name`; `None` when
+    /// there is none, several, or one with `valueFrom`.
+    pub fn sole_literal(&self, name: &str) -> Option<(usize, &'a str)> {
+        let mut entries = self
+            .env
+            .iter()
+            .enumerate()
+            .filter(|(_, var)| var.name == name);
+        let (index, var) = entries.next()?;
+        if entries.next().is_some() {
+            return None;
+        }
+        var.literal().map(|value| (index, value))
     }
 
     pub fn probes(&self) -> impl Iterator<Item = (&'static str, &ProbeView<'_>)> {
@@ -121,6 +178,11 @@ pub struct PodSpecView<'a> {
 }
 
 impl<'a> PodSpecView<'a> {
+    /// The container named `name`, among containers and init containers.
+    pub fn container(&self, name: &str) -> Option<&ContainerView<'a>> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+
     /// Reads a PodSpec. `path` is the dotted location of `spec` for error messages.
     pub fn read(spec: &'a Value, path: &str) -> Result<PodSpecView<'a>, SpecError> {
         let at = Path::Root(path);
@@ -186,7 +248,33 @@ fn read_container<'a>(
         requests,
         env,
         has_env,
+        resize_policy: read_resize_policy(map.get("resizePolicy"), &at.join("resizePolicy"))?,
     })
+}
+
+fn read_resize_policy(value: Option<&Value>, at: &Path) -> Result<ResizePolicy, SpecError> {
+    let mut policy = ResizePolicy::default();
+    let Some(value) = present(value) else {
+        return Ok(policy);
+    };
+    let items = value
+        .as_array()
+        .ok_or_else(|| at.error(wrong_type("an array", value)))?;
+    for (index, item) in items.iter().enumerate() {
+        let item_path = at.index(index);
+        let map = item
+            .as_object()
+            .ok_or_else(|| item_path.error(wrong_type("an object", item)))?;
+        let resource = optional_str(map.get("resourceName"), &item_path.join("resourceName"))?;
+        let restarts = optional_str(map.get("restartPolicy"), &item_path.join("restartPolicy"))?
+            == Some("RestartContainer");
+        match resource {
+            Some("cpu") => policy.cpu_restarts = restarts,
+            Some("memory") => policy.memory_restarts = restarts,
+            _ => {}
+        }
+    }
+    Ok(policy)
 }
 
 fn read_resources(value: Option<&Value>, at: &Path) -> Result<(CpuMemory, CpuMemory), SpecError> {
@@ -233,10 +321,43 @@ fn read_env<'a>(env: &'a Value, at: &Path) -> Result<Vec<EnvVar<'a>>, SpecError>
                 .ok_or_else(|| item_path.error(wrong_type("an object", item)))?;
             let name = optional_str(map.get("name"), &item_path.join("name"))?
                 .ok_or_else(|| item_path.join("name").error("is missing".to_owned()))?;
-            let value = optional_str(map.get("value"), &item_path.join("value"))?;
-            Ok(EnvVar { name, value })
+            let source = match present(map.get("valueFrom")) {
+                None => optional_str(map.get("value"), &item_path.join("value"))?
+                    .map_or(EnvSource::Empty, EnvSource::Literal),
+                Some(from) => read_value_from(from, &item_path.join("valueFrom"))?,
+            };
+            Ok(EnvVar { name, source })
         })
         .collect()
+}
+
+fn read_value_from<'a>(from: &'a Value, at: &Path) -> Result<EnvSource<'a>, SpecError> {
+    let map = from
+        .as_object()
+        .ok_or_else(|| at.error(wrong_type("an object", from)))?;
+    let Some(field_ref) = present(map.get("resourceFieldRef")) else {
+        return Ok(EnvSource::Opaque);
+    };
+    let ref_path = at.join("resourceFieldRef");
+    let field_map = field_ref
+        .as_object()
+        .ok_or_else(|| ref_path.error(wrong_type("an object", field_ref)))?;
+    let resource = optional_str(field_map.get("resource"), &ref_path.join("resource"))?
+        .ok_or_else(|| ref_path.join("resource").error("is missing".to_owned()))?;
+    let divisor = present(field_map.get("divisor"))
+        .map(|raw| {
+            Quantity::from_json(raw).map_err(|e| ref_path.join("divisor").error(e.to_string()))
+        })
+        .transpose()?;
+    Ok(EnvSource::ResourceField(ResourceFieldRef {
+        container_name: optional_str(
+            field_map.get("containerName"),
+            &ref_path.join("containerName"),
+        )?
+        .filter(|name| !name.is_empty()),
+        resource,
+        divisor,
+    }))
 }
 
 fn read_probe<'a>(value: Option<&'a Value>, at: &Path) -> Result<Option<ProbeView<'a>>, SpecError> {

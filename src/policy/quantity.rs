@@ -10,12 +10,22 @@ use std::fmt;
 use serde_json::Value;
 use thiserror::Error;
 
-/// A non-negative quantity `numerator / 10^scale`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A non-negative quantity `numerator / 10^scale`, with the suffix it was written with
+/// (for messages about unit mistakes). Equality compares values only: `1` equals `1000m`.
+#[derive(Debug, Clone, Copy)]
 pub struct Quantity {
     numerator: u128,
     scale: u32,
+    suffix: &'static str,
 }
+
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        (self.numerator, self.scale) == (other.numerator, other.scale)
+    }
+}
+
+impl Eq for Quantity {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum QuantityError {
@@ -72,7 +82,8 @@ impl Quantity {
                 .ok_or_else(out_of_range)?;
         }
         let mut scale = i64::try_from(frac_digits.len()).map_err(|_| out_of_range())?;
-        let (binary_power, decimal_exponent) = parse_suffix(&text[pos..]).ok_or_else(syntax)?;
+        let (suffix, binary_power, decimal_exponent) =
+            parse_suffix(&text[pos..]).ok_or_else(syntax)?;
         for _ in 0..binary_power {
             numerator = numerator.checked_mul(1024).ok_or_else(out_of_range)?;
         }
@@ -95,7 +106,11 @@ impl Quantity {
         if negative && numerator != 0 {
             return Err(QuantityError::Negative(text.to_owned()));
         }
-        Ok(Quantity { numerator, scale })
+        Ok(Quantity {
+            numerator,
+            scale,
+            suffix,
+        })
     }
 
     /// Reads a quantity from JSON: a string, or a number as YAML writes it (`cpu: 0.5`).
@@ -125,6 +140,59 @@ impl Quantity {
         self.shifted_ceil(0)
     }
 
+    /// The suffix it was written with (`"m"`, `"Mi"`, `""`; `"e"` for an exponent).
+    pub fn suffix(self) -> &'static str {
+        self.suffix
+    }
+
+    /// The quantity as written, normalised: `1000m`, `0.5Gi`, `512` (an exponent form is
+    /// given as its plain value).
+    pub fn written(self) -> String {
+        match self.in_suffix_units() {
+            Some(number) => format!("{number}{}", self.suffix),
+            None => self.plain().to_string(),
+        }
+    }
+
+    /// The same number with another suffix: `1000m` → `1000Mi`, for "did you mean".
+    pub fn respelled(self, suffix: &str) -> Option<String> {
+        self.in_suffix_units()
+            .map(|number| format!("{number}{suffix}"))
+    }
+
+    /// The number before the suffix (`1000` for `1000m`), or `None` for an exponent form.
+    fn in_suffix_units(self) -> Option<Quantity> {
+        let (_, binary, decimal) = *SUFFIXES
+            .iter()
+            .find(|(known, _, _)| *known == self.suffix)?;
+        let mut number = self.plain();
+        // n / 2^(10b) = n × 5^(10b) / 10^(10b): exact in decimal.
+        number.numerator = number
+            .numerator
+            .checked_mul(5u128.checked_pow(10 * binary)?)?;
+        let scale = i64::from(number.scale) + i64::from(10 * binary) + decimal;
+        if scale >= 0 {
+            number.scale = u32::try_from(scale).ok()?;
+        } else {
+            let factor = 10u128.checked_pow(u32::try_from(-scale).ok()?)?;
+            number.numerator = number.numerator.checked_mul(factor)?;
+            number.scale = 0;
+        }
+        Some(number.normalised())
+    }
+
+    fn plain(self) -> Quantity {
+        Quantity { suffix: "", ..self }
+    }
+
+    fn normalised(mut self) -> Quantity {
+        while self.scale > 0 && self.numerator % 10 == 0 {
+            self.numerator /= 10;
+            self.scale -= 1;
+        }
+        self
+    }
+
     /// `ceil(self × 10^digits)`, saturating.
     fn shifted_ceil(self, digits: u32) -> u128 {
         if self.scale <= digits {
@@ -140,42 +208,45 @@ impl Quantity {
     }
 }
 
-/// Returns (power of 1024, power of 10) for a suffix, or `None` if it is not one.
-fn parse_suffix(suffix: &str) -> Option<(u32, i64)> {
-    let found = match suffix {
-        "" => (0, 0),
-        "n" => (0, -9),
-        "u" => (0, -6),
-        "m" => (0, -3),
-        "k" => (0, 3),
-        "M" => (0, 6),
-        "G" => (0, 9),
-        "T" => (0, 12),
-        "P" => (0, 15),
-        "E" => (0, 18),
-        "Ki" => (1, 0),
-        "Mi" => (2, 0),
-        "Gi" => (3, 0),
-        "Ti" => (4, 0),
-        "Pi" => (5, 0),
-        "Ei" => (6, 0),
-        _ => {
-            let exponent = suffix.strip_prefix(['e', 'E'])?;
-            let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            // unsigned_abs: i64::MIN has no i64 absolute value (found by fuzzing).
-            (
-                0,
-                exponent
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|e| e.unsigned_abs() <= 1000)?,
-            )
-        }
-    };
-    Some(found)
+/// The suffixes of Kubernetes' grammar with (power of 1024, power of 10).
+const SUFFIXES: [(&str, u32, i64); 16] = [
+    ("", 0, 0),
+    ("n", 0, -9),
+    ("u", 0, -6),
+    ("m", 0, -3),
+    ("k", 0, 3),
+    ("M", 0, 6),
+    ("G", 0, 9),
+    ("T", 0, 12),
+    ("P", 0, 15),
+    ("E", 0, 18),
+    ("Ki", 1, 0),
+    ("Mi", 2, 0),
+    ("Gi", 3, 0),
+    ("Ti", 4, 0),
+    ("Pi", 5, 0),
+    ("Ei", 6, 0),
+];
+
+/// Marks a quantity written with a decimal exponent (`2e3`).
+const EXPONENT_SUFFIX: &str = "e";
+
+/// Returns (suffix, power of 1024, power of 10) for a suffix, or `None` if it is not one.
+fn parse_suffix(suffix: &str) -> Option<(&'static str, u32, i64)> {
+    if let Some(found) = SUFFIXES.iter().find(|(known, _, _)| *known == suffix) {
+        return Some(*found);
+    }
+    let exponent = suffix.strip_prefix(['e', 'E'])?;
+    let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // unsigned_abs: i64::MIN has no i64 absolute value (found by fuzzing).
+    let power = exponent
+        .parse::<i64>()
+        .ok()
+        .filter(|e| e.unsigned_abs() <= 1000)?;
+    Some((EXPONENT_SUFFIX, 0, power))
 }
 
 impl fmt::Display for Quantity {
@@ -289,6 +360,21 @@ mod tests {
         for extreme in ["1e-9223372036854775808", "1e9223372036854775807", "1e-1001"] {
             assert!(Quantity::parse(extreme).is_err(), "{extreme}");
         }
+    }
+
+    #[test]
+    fn spelling_is_kept_for_messages() {
+        let written = |text: &str| Quantity::parse(text).unwrap().written();
+        assert_eq!(written("1000m"), "1000m");
+        assert_eq!(written("0.5Gi"), "0.5Gi");
+        assert_eq!(written("1.50Gi"), "1.5Gi");
+        assert_eq!(written("512"), "512");
+        assert_eq!(written("2e3"), "2000");
+        assert_eq!(written("1.5k"), "1.5k");
+        let q = Quantity::parse("1000m").unwrap();
+        assert_eq!(q.suffix(), "m");
+        assert_eq!(q.respelled("Mi").as_deref(), Some("1000Mi"));
+        assert_eq!(q, Quantity::parse("1").unwrap(), "equality compares values");
     }
 
     #[test]

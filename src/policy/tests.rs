@@ -17,6 +17,8 @@ fn subject<'a>(spec: &'a PodSpecView<'a>) -> Subject<'a> {
         exempt_annotation: None,
         go_runtime_annotation: None,
         go_runtime_skip_annotation: None,
+        go_runtime_containers_annotation: None,
+        injected_annotation: None,
     }
 }
 
@@ -91,6 +93,7 @@ fn namespace_overrides_replace_global_modes() {
         NamespaceOverride {
             default_mode: Some(Mode::Enforce),
             rules: BTreeMap::from([(RuleId::CpuRequest, Mode::Enforce)]),
+            go_runtime_select: None,
         },
     );
     let strict = judge_with(&policy, &bare_pod(), |s| s.namespace = "strict");
@@ -112,8 +115,8 @@ fn excluded_namespaces_are_not_judged_nor_mutated() {
     };
     let judgement = policy.judge(&s);
     assert!(judgement.excluded && judgement.findings.is_empty());
-    assert!(policy.injections(&s).is_empty());
-    assert_eq!(policy.injections(&subject(&view)).len(), 1);
+    assert!(policy.go_env_plan(&s).is_empty());
+    assert_eq!(policy.go_env_plan(&subject(&view)).containers.len(), 1);
 }
 
 #[test]
@@ -167,12 +170,12 @@ fn exempting_injection_stops_it_only_when_allowed() {
         exempt_annotation: Some("go-runtime-injection"),
         ..subject(&view)
     };
-    assert_eq!(Policy::default().injections(&s).len(), 1);
+    assert_eq!(Policy::default().go_env_plan(&s).containers.len(), 1);
     let allowed = Policy {
         allow_exemption_annotation: true,
         ..Policy::default()
     };
-    assert!(allowed.injections(&s).is_empty());
+    assert!(allowed.go_env_plan(&s).is_empty());
 }
 
 #[test]
@@ -242,13 +245,15 @@ fn go_runtime_opt_outs() {
     ]});
     let view = PodSpecView::read(&spec, "spec").unwrap();
     let policy = Policy::default();
-    let names = |s: &Subject<'_>| {
+    let names_in = |policy: &Policy, s: &Subject<'_>| {
         policy
-            .injections(s)
+            .go_env_plan(s)
+            .containers
             .into_iter()
             .map(|i| i.name.to_owned())
             .collect::<Vec<String>>()
     };
+    let names = |s: &Subject<'_>| names_in(&policy, s);
     assert_eq!(names(&subject(&view)), ["a", "b"]);
     assert_eq!(
         names(&Subject {
@@ -271,5 +276,33 @@ fn go_runtime_opt_outs() {
         },
         ..Policy::default()
     };
-    assert!(disabled.injections(&subject(&view)).is_empty());
+    assert!(disabled.go_env_plan(&subject(&view)).is_empty());
+    let annotated = Policy {
+        go_runtime: GoRuntimeSettings {
+            select: GoRuntimeSelect::Annotated,
+            ..policy.go_runtime.clone()
+        },
+        ..Policy::default()
+    };
+    assert_eq!(names_in(&annotated, &subject(&view)), Vec::<String>::new());
+    let on = Subject {
+        go_runtime_annotation: Some("on"),
+        ..subject(&view)
+    };
+    assert_eq!(names_in(&annotated, &on), ["a", "b"]);
+    let only_b = Subject {
+        go_runtime_containers_annotation: Some("b"),
+        ..on.clone()
+    };
+    assert_eq!(names_in(&annotated, &only_b), ["b"]);
+    assert_eq!(
+        names_in(&policy, &only_b),
+        ["b"],
+        "the list narrows in every mode"
+    );
+    let skip_b = Subject {
+        go_runtime_skip_annotation: Some("b"),
+        ..on
+    };
+    assert_eq!(names_in(&annotated, &skip_b), ["a"]);
 }

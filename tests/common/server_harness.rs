@@ -604,6 +604,8 @@ pub fn admission_reviews() -> Vec<(String, Vec<u8>)> {
     paths.sort();
     paths.push(repo_path("examples/admission-review.json"));
     paths.push(repo_path("examples/admission-review-denied.json"));
+    paths.push(repo_path("examples/admission-review-resize.json"));
+    paths.push(repo_path("examples/admission-review-reinvocation.json"));
     for path in paths {
         let bytes = std::fs::read(&path).unwrap();
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {

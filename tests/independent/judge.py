@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Independent implementation of deployguard's default policy (DESIGN.md §3
-plus the implementer's clarifications), written without reading the Rust code.
+plus the implementer's clarifications, and the lead's issue-11 spec: go-env
+with resourceFieldRef, the 1 MiB floor and the 95% headroom warning, and the
+rule resource-units), written without reading the Rust code.
 
 Usage: judge.py PATH...      (prints the same JSON shape as
                               `deployguard check --output json PATH...`)
@@ -30,6 +32,7 @@ DEFAULT_MODES = {
     "memory-limit": "enforce",
     "cpu-request": "warn",
     "memory-request": "warn",
+    "resource-units": "enforce",
     "go-env": "enforce",
 }
 
@@ -143,34 +146,81 @@ def int_field(probe, key, default):
     return v
 
 
-GOMEMLIMIT_RE = re.compile(r"^([0-9]+)(?:(Ki|Mi|Gi|Ti)?B)?$")
-_GO_MULT = {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
+MIB = 1048576
+FOUR_MIB = 4194304
+WARN_ABOVE = Fraction(95, 100)      # goRuntime.gomemlimit.warnAbove default
+MAX_CPU_CORES = 128                 # resourceUnits.maxCpuCores default
+INJECTED_ANNOTATION = "deployguard.io/injected"
+GO_VARS = ("GOMAXPROCS", "GOMEMLIMIT")
+
+
+def _ascii_digit(c: str) -> bool:
+    return "0" <= c <= "9"
+
+
+def go_atoi64(s: str):
+    """Go runtime's atoi64: optional '-', ASCII digits, fits int64. Note that
+    "-" alone is accepted as 0, exactly like the runtime. -> int | None"""
+    if s == "":
+        return None
+    neg = s[0] == "-"
+    if neg:
+        s = s[1:]
+    if not all(_ascii_digit(c) for c in s):
+        return None
+    digits = s.lstrip("0")
+    if len(digits) > 20:        # overflows; also keeps int() off huge strings
+        return None
+    un = int(digits) if digits else 0
+    if not neg and un > INT64_MAX:
+        return None
+    if neg and un > INT64_MAX + 1:
+        return None
+    return -un if neg else un
+
+
+def go_parse_byte_count(s: str):
+    """Go runtime's parseByteCount -> bytes (int >= 0) | None."""
+    if s == "":
+        return None
+    last = s[-1]
+    if _ascii_digit(last):
+        n = go_atoi64(s)
+        return n if n is not None and n >= 0 else None
+    if last != "B" or len(s) < 2:
+        return None
+    c = s[-2]
+    if _ascii_digit(c):
+        n = go_atoi64(s[:-1])
+        return n if n is not None and n >= 0 else None
+    if c != "i" or len(s) < 4:
+        return None
+    power = {"K": 1, "M": 2, "G": 3, "T": 4}.get(s[-3])
+    if power is None:
+        return None
+    n = go_atoi64(s[:-3])
+    if n is None or n < 0:
+        return None
+    b = n * 1024**power
+    return b if b <= INT64_MAX else None
 
 
 def go_memlimit(value: str):
-    """-> ('unset', None) | ('ok', bytes) | ('bad', None)"""
+    """-> ('unset', None) | ('ok', bytes) | ('bad', None)  (runtime.readGOMEMLIMIT)"""
     if value == "" or value == "off":
         return "unset", None
-    m = GOMEMLIMIT_RE.match(value)
-    if not m:
-        return "bad", None
-    n = int(m.group(1))
-    has_b = value.endswith("B")
-    mult = _GO_MULT[m.group(2)] if has_b else 1
-    b = n * mult
-    if b > INT64_MAX:
+    b = go_parse_byte_count(value)
+    if b is None:
         return "bad", None
     return "ok", b
 
 
 def go_maxprocs(value: str):
     """positive int32 -> int, else None (Go's runtime atoi32: optional '-', digits)."""
-    if not re.fullmatch(r"-?[0-9]+", value):
-        return None
-    n = int(value)
-    if n <= 0 or n > INT32_MAX:
+    n = go_atoi64(value)
+    if n is None or n <= 0 or n > INT32_MAX:
         return None
     return n
 
@@ -195,8 +245,10 @@ def validate_resources(pod_spec, prefix="spec"):
                         raise InputError(f"{where}.{kind}.{r}: {section[r]!r} is not a Kubernetes quantity")
 
 
-def check_container(c, pod_spec, probe_rules: bool):
-    """-> list of (rule, mode, message) for one container, in rule order."""
+def check_container(c, pod_spec, probe_rules: bool, injected):
+    """-> list of (rule, mode, message) for one container, in rule order.
+    injected: the parsed deployguard.io/injected record of the pod/template
+    ({container: {var: value}}) or None."""
     out = []
     pod_res = as_dict(pod_spec.get("resources"))
     pod_lim = as_dict(pod_res.get("limits"))
@@ -253,32 +305,229 @@ def check_container(c, pod_spec, probe_rules: bool):
     if not (present(req, "memory") or has_mem_lim or present(pod_req, "memory")):
         out.append(("memory-request", "warn", "no memory request"))
 
-    # effective limits for go-env
-    mem_q = lim.get("memory") if present(lim, "memory") else pod_lim.get("memory") if present(pod_lim, "memory") else None
-    cpu_q = lim.get("cpu") if present(lim, "cpu") else pod_lim.get("cpu") if present(pod_lim, "cpu") else None
+    # effective limits: own, else pod-level; a limit of 0 counts as no limit
+    # (for resource-units and go-env), so an own 0 falls back to the pod's
+    mem_q, own_mem = effective_limit(lim, pod_lim, "memory")
+    cpu_q, own_cpu = effective_limit(lim, pod_lim, "cpu")
     mem_bytes = ceil(parse_quantity(mem_q)) if mem_q is not None else None
     cpu_milli = ceil(parse_quantity(cpu_q) * 1000) if cpu_q is not None else None
 
+    out += resource_units(mem_q, own_mem, req, cpu_q, own_cpu)
+    out += go_env(c, pod_spec, injected, mem_bytes, cpu_milli)
+    return out
+
+
+def effective_limit(lim, pod_lim, r):
+    """-> (quantity value of the effective limit of resource r, or None;
+    whether it is the container's own)."""
+    for section, own in ((lim, True), (pod_lim, False)):
+        if present(section, r) and parse_quantity(section[r]) > 0:
+            return section[r], own
+    return None, False
+
+
+def _qty_parts(v):
+    """-> (number text, suffix or None, exponent or None) of a valid quantity."""
+    m = _QTY_RE.match(quantity_text(v))
+    return m.group(2), m.group(3), m.group(4)
+
+
+def _bytes_text(n):
+    return "1 byte" if n == 1 else f"{n} bytes"
+
+
+def _mem_hint(v):
+    num, suffix, exp = _qty_parts(v)
+    if exp is None and suffix in (None, "m", "k", "Ki"):
+        return f" — did you mean {num}Mi?"
+    if exp is None and suffix in ("M", "Mi"):
+        return f" — did you mean {num}Gi?"
+    return ""
+
+
+def _cpu_hint(v):
+    num, suffix, exp = _qty_parts(v)
+    return f" — did you mean {num}m?" if suffix is None and exp is None else ""
+
+
+def _cores_text(cores: Fraction):
+    if cores.denominator == 1:
+        return f"{cores.numerator} cores"
+    return f"{float(cores):g} cores"
+
+
+def resource_units(mem_q, own_mem, req, cpu_q, own_cpu):
+    """Rule resource-units, checks 1-4 in the spec's order."""
+    out = []
+    # 1. effective memory limit under 4 MiB
+    if mem_q is not None:
+        b = ceil(parse_quantity(mem_q))
+        if 0 < b < FOUR_MIB:
+            where = "memory limit" if own_mem else "pod memory limit"
+            out.append(("resource-units", "enforce",
+                        f"{where} {quantity_text(mem_q)} is {_bytes_text(b)}{_mem_hint(mem_q)}"))
+    # 2. own explicit memory request: milli suffix (any size), else under 4 MiB
+    if present(req, "memory"):
+        v = req["memory"]
+        b = ceil(parse_quantity(v))
+        if _qty_parts(v)[1] == "m":
+            out.append(("resource-units", "enforce",
+                        f"memory request {quantity_text(v)} is {_bytes_text(b)}{_mem_hint(v)}"))
+        elif 0 < b < FOUR_MIB:
+            out.append(("resource-units", "warn",
+                        f"memory request {quantity_text(v)} is {_bytes_text(b)}{_mem_hint(v)}"))
+    # 3. effective CPU limit above maxCpuCores
+    if cpu_q is not None:
+        cores = parse_quantity(cpu_q)
+        if cores > MAX_CPU_CORES:
+            where = "cpu" if own_cpu else "pod cpu"
+            out.append(("resource-units", "warn",
+                        f"{where}: {quantity_text(cpu_q)} is {_cores_text(cores)}{_cpu_hint(cpu_q)}"))
+    # 4. own CPU request above maxCpuCores
+    if present(req, "cpu"):
+        v = req["cpu"]
+        cores = parse_quantity(v)
+        if cores > MAX_CPU_CORES:
+            out.append(("resource-units", "warn",
+                        f"cpu request: {quantity_text(v)} is {_cores_text(cores)}{_cpu_hint(v)}"))
+    return out
+
+
+# ------------------------------------------------ downward API, ownership --
+
+def find_container(pod_spec, name):
+    for group in ("containers", "initContainers"):
+        for c in as_list(pod_spec.get(group)):
+            if isinstance(c, dict) and c.get("name") == name:
+                return c
+    return None
+
+
+def _positive_qty(v):
+    """A present, valid, > 0 quantity -> Fraction, else None."""
+    if v is None:
+        return None
+    q = parse_quantity(v)
+    return q if q is not None and q > 0 else None
+
+
+def resource_field_value(ref, own, pod_spec):
+    """kubelet's ExtractContainerResourceValue as the spec describes it:
+    -> decimal integer string, or None (unknown: not judged)."""
+    if not isinstance(ref, dict):
+        return None
+    resource = ref.get("resource")
+    if resource not in ("limits.cpu", "limits.memory", "requests.cpu", "requests.memory"):
+        return None
+    cname = ref.get("containerName")
+    if isinstance(cname, str) and cname != "":
+        target = find_container(pod_spec, cname)
+    elif cname is None or cname == "":
+        target = own
+    else:
+        target = None
+    if target is None:
+        return None
+    kind, r = resource.split(".")
+    res = as_dict(target.get("resources"))
+    lim = as_dict(res.get("limits"))
+    req = as_dict(res.get("requests"))
+    if kind == "limits":
+        q = _positive_qty(lim.get(r))          # own limit only; 0 or absent: unknown
+    else:
+        if present(req, r):
+            q = parse_quantity(req[r])          # own explicit request (0 stays 0)
+        else:
+            q = _positive_qty(lim.get(r))      # the API server copies the limit
+    if q is None:
+        return None
+    dv = ref.get("divisor")
+    d = parse_quantity(dv) if dv is not None else Fraction(1)
+    if d is None or d <= 0:
+        return None                              # the API server rejects it; not judged
+    if r == "cpu":
+        dm = ceil(d * 1000)
+        return str(ceil(Fraction(ceil(q * 1000), dm)))
+    return str(ceil(q / d))
+
+
+def parse_injected(text):
+    """Strict grammar of deployguard.io/injected -> {container: {var: value}}
+    or None when it does not parse (then nothing is owned)."""
+    if not isinstance(text, str) or text == "":
+        return None
+    record = {}
+    for entry in text.split("; "):
+        cname, sep, rest = entry.partition(": ")
+        if not sep or cname == "" or any(ch in cname for ch in ": ;") or cname in record:
+            return None
+        pairs = rest.split(" ")
+        vars_ = {}
+        for pair in pairs:
+            var, eq, value = pair.partition("=")
+            if not eq or var not in GO_VARS or var in vars_:
+                return None
+            if value == "" or any(ch in value for ch in " ;"):
+                return None
+            vars_[var] = value
+        if not vars_:
+            return None
+        record[cname] = vars_
+    return record
+
+
+def owned(injected, c, var, value):
+    """A literal value is owned when the record lists CONTAINER VAR=VALUE and the
+    container has exactly one env entry named VAR, a literal equal to VALUE."""
+    if injected is None:
+        return False
+    rec = injected.get(c.get("name"))
+    if rec is None or rec.get(var) != value:
+        return False
+    entries = [e for e in as_list(c.get("env")) if isinstance(e, dict) and e.get("name") == var]
+    return (len(entries) == 1 and entries[0].get("value") == value
+            and entries[0].get("valueFrom") is None)
+
+
+def go_env(c, pod_spec, injected, mem_bytes, cpu_milli):
+    """Rule go-env: every GOMEMLIMIT/GOMAXPROCS entry, in env order."""
+    out = []
     for e in as_list(c.get("env")):
         if not isinstance(e, dict):
             continue
-        name, value = e.get("name"), e.get("value")
+        name = e.get("name")
+        if name not in GO_VARS:
+            continue
+        value, derived = e.get("value"), False
+        if not (isinstance(value, str) and value != ""):
+            ref = get(e, "valueFrom", "resourceFieldRef")
+            if ref is not None:
+                value, derived = resource_field_value(ref, c, pod_spec), True
+                if value is None:
+                    continue
         if not isinstance(value, str):
             continue
+        shown = f"{name}={value!r}" + (" (from resourceFieldRef)" if derived else "")
         if name == "GOMEMLIMIT":
             state, b = go_memlimit(value)
             if state == "bad":
-                out.append(("go-env", "enforce", f"GOMEMLIMIT={value!r} is not Go syntax"))
-            elif state == "ok" and mem_bytes is not None and b >= mem_bytes:
-                out.append(("go-env", "enforce", f"GOMEMLIMIT={value!r} >= memory limit {mem_bytes}"))
-        elif name == "GOMAXPROCS":
+                out.append(("go-env", "enforce", f"{shown} is not Go syntax"))
+            elif state == "ok":
+                if b < MIB:
+                    out.append(("go-env", "enforce", f"{shown} is {_bytes_text(b)}: GC would run continuously"))
+                elif mem_bytes is not None and b >= mem_bytes:
+                    out.append(("go-env", "enforce", f"{shown} >= memory limit {mem_bytes}"))
+                elif (mem_bytes is not None and b > WARN_ABOVE * mem_bytes
+                      and (derived or not owned(injected, c, name, value))):
+                    out.append(("go-env", "warn", f"{shown} leaves under 5% of memory limit {mem_bytes} for non-heap memory"))
+        else:
             n = go_maxprocs(value)
             if n is None:
-                out.append(("go-env", "warn", f"GOMAXPROCS={value!r} is not a positive integer"))
-            elif cpu_milli is not None and cpu_milli != 0:
+                out.append(("go-env", "warn", f"{shown} is not a positive integer"))
+            elif cpu_milli is not None:
                 budget = max(2, ceil(Fraction(cpu_milli, 1000)))
                 if n > budget:
-                    out.append(("go-env", "warn", f"GOMAXPROCS={n} > CPU budget {budget}"))
+                    out.append(("go-env", "warn", f"{shown} > CPU budget {budget}"))
     return out
 
 
@@ -343,12 +592,14 @@ def judge_object(obj):
         if isinstance(c, dict):
             targets.append((c, (not batch) and c.get("restartPolicy") == "Always"))
 
+    # the pod's annotations, or the pod template's for controllers
+    pod_meta = meta if kind == "Pod" else as_dict(get(obj, *WORKLOAD_PATHS[kind][:-1], "metadata"))
+    injected = parse_injected(as_dict(pod_meta.get("annotations")).get(INJECTED_ANNOTATION))
+
     for c, probe_rules in targets:
         cname = c.get("name")
-        for rule, mode, msg in check_container(c, pod_spec, probe_rules):
+        for rule, mode, msg in check_container(c, pod_spec, probe_rules, injected):
             mode = cap(mode, DEFAULT_MODES[rule])
-            if rule == "go-env" and msg.startswith("GOMAXPROCS"):
-                mode = cap(mode, "warn")
             mode = cap(mode, ceiling)
             if mode == "off":
                 continue

@@ -1,34 +1,76 @@
-//! `go-env` (what the user wrote) and `go-runtime-injection` (what we add).
+//! `go-runtime-injection`: the GOMAXPROCS and GOMEMLIMIT deployguard owns in each
+//! container, recomputed from the current limits on every mutation.
 
-use crate::policy::finding::{Finding, Mode, RuleId};
-use crate::policy::gomemlimit::{GoMemLimit, format_go_memlimit, parse_go_memlimit};
+use crate::policy::gomemlimit::format_go_memlimit;
+use crate::policy::injected::{InjectedRecord, format_record};
 use crate::policy::podspec::{ContainerRole, ContainerView, PodSpecView};
 use crate::policy::quantity::Quantity;
 use crate::policy::{GoMaxProcsSettings, GoRuntimeSettings, Rounding};
 
 pub const GOMAXPROCS: &str = "GOMAXPROCS";
 pub const GOMEMLIMIT: &str = "GOMEMLIMIT";
+/// The variables deployguard manages, in the order it writes them.
+pub const GO_VARS: [&str; 2] = [GOMAXPROCS, GOMEMLIMIT];
 
-/// An environment variable the mutation adds.
+/// Below this a GOMEMLIMIT makes the GC run almost without pause: never injected, and
+/// denied when written.
+pub const MIN_GOMEMLIMIT_BYTES: u64 = 1 << 20;
+
+/// One change to a container's `env`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InjectedVar {
-    pub name: &'static str,
-    pub value: String,
+pub enum EnvChange {
+    /// Set the value of deployguard's own entry at `env[index]`.
+    Replace { index: usize, value: String },
+    /// Remove deployguard's own entry at `env[index]`: the limit behind it is gone, or
+    /// the pod opted out.
+    Remove { index: usize },
+    /// Append a new entry.
+    Add { name: &'static str, value: String },
 }
 
-/// The variables to add to one container.
+/// The changes to one container, in the order they apply: replacements, removals from
+/// the highest index down (so earlier indices stay valid), then additions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerInjection<'a> {
+pub struct ContainerEnvPlan<'a> {
     pub role: ContainerRole,
     pub index: usize,
     pub name: &'a str,
     /// Whether the container already has an `env` array to append to.
     pub has_env: bool,
-    pub vars: Vec<InjectedVar>,
+    pub changes: Vec<EnvChange>,
+}
+
+/// What to do with the `deployguard.io/injected` annotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordChange {
+    Keep,
+    Write(String),
+    Remove,
+}
+
+/// Every change one mutation makes. Empty when the env already matches the limits, so a
+/// reinvocation changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoEnvPlan<'a> {
+    pub containers: Vec<ContainerEnvPlan<'a>>,
+    pub record: RecordChange,
+}
+
+impl GoEnvPlan<'_> {
+    pub fn none() -> Self {
+        GoEnvPlan {
+            containers: Vec::new(),
+            record: RecordChange::Keep,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.record == RecordChange::Keep
+    }
 }
 
 /// The CPU limit that bounds the container: its own, else the pod-level one.
-fn cpu_limit(container: &ContainerView<'_>, pod: &PodSpecView<'_>) -> Option<Quantity> {
+pub fn cpu_limit(container: &ContainerView<'_>, pod: &PodSpecView<'_>) -> Option<Quantity> {
     container
         .limits
         .cpu
@@ -36,7 +78,8 @@ fn cpu_limit(container: &ContainerView<'_>, pod: &PodSpecView<'_>) -> Option<Qua
         .filter(|q| !q.is_zero())
 }
 
-fn memory_limit_bytes(container: &ContainerView<'_>, pod: &PodSpecView<'_>) -> Option<u128> {
+/// The memory limit that bounds the container, in bytes: its own, else the pod-level one.
+pub fn memory_limit_bytes(container: &ContainerView<'_>, pod: &PodSpecView<'_>) -> Option<u128> {
     container
         .limits
         .memory
@@ -46,7 +89,7 @@ fn memory_limit_bytes(container: &ContainerView<'_>, pod: &PodSpecView<'_>) -> O
 }
 
 /// GOMAXPROCS for a CPU amount: Go 1.25's own rule `max(2, ceil(cores))` by default.
-fn gomaxprocs_for(cpu: Quantity, settings: &GoMaxProcsSettings) -> u128 {
+pub fn gomaxprocs_for(cpu: Quantity, settings: &GoMaxProcsSettings) -> u128 {
     let millis = cpu.millis_ceil();
     let cores = match settings.rounding {
         Rounding::Ceil => millis.div_ceil(1000),
@@ -55,93 +98,18 @@ fn gomaxprocs_for(cpu: Quantity, settings: &GoMaxProcsSettings) -> u128 {
     cores.max(u128::from(settings.minimum))
 }
 
-pub fn check_env(
+/// The value deployguard gives `name` in this container from its current limits, or
+/// `None` when no limit justifies one.
+fn desired_value(
+    name: &str,
     container: &ContainerView<'_>,
     pod: &PodSpecView<'_>,
     settings: &GoRuntimeSettings,
-    out: &mut Vec<Finding>,
-) {
-    let mut found = |mode, message: String| {
-        out.push(Finding {
-            rule: RuleId::GoEnv,
-            mode,
-            container: container.name.to_owned(),
-            message,
-        })
-    };
-    for var in &container.env {
-        let Some(value) = var.value else { continue };
-        match var.name {
-            GOMEMLIMIT => match parse_go_memlimit(value) {
-                Err(error) => found(
-                    Mode::Enforce,
-                    format!(
-                        "GOMEMLIMIT {error}: the Go runtime aborts at start-up — write an integer with an optional \
-                         B, KiB, MiB, GiB or TiB suffix (e.g. 900MiB), or off"
-                    ),
-                ),
-                Ok(GoMemLimit::Bytes(bytes)) => {
-                    if let Some(limit) =
-                        memory_limit_bytes(container, pod).filter(|l| u128::from(bytes) >= *l)
-                    {
-                        found(
-                            Mode::Enforce,
-                            format!(
-                                "GOMEMLIMIT {value:?} ({bytes} bytes) is not below the memory limit ({limit} bytes) — \
-                                 the GC cannot keep the container from being OOM-killed; set it to about 90% of the \
-                                 limit or remove it and let deployguard set it"
-                            ),
-                        );
-                    }
-                }
-                Ok(GoMemLimit::Unset | GoMemLimit::Off) => {}
-            },
-            GOMAXPROCS => match parse_go_int32(value) {
-                Some(procs) if procs > 0 => {
-                    let budget = cpu_limit(container, pod)
-                        .map(|cpu| gomaxprocs_for(cpu, &settings.gomaxprocs));
-                    if let Some(budget) = budget.filter(|b| u128::from(procs.unsigned_abs()) > *b) {
-                        found(
-                            Mode::Warn,
-                            format!(
-                                "GOMAXPROCS {procs} exceeds the CPU budget of {budget} from the CPU limit — it \
-                                 invites CPU throttling; set it to {budget} or less, or remove it and let deployguard \
-                                 set it"
-                            ),
-                        );
-                    }
-                }
-                _ => found(
-                    Mode::Warn,
-                    format!(
-                        "GOMAXPROCS {value:?} is not a positive integer, so Go ignores it — set a positive integer \
-                         or remove it"
-                    ),
-                ),
-            },
-            _ => {}
+) -> Option<String> {
+    if name == GOMAXPROCS {
+        if !settings.gomaxprocs.inject {
+            return None;
         }
-    }
-}
-
-/// Go's runtime `atoi32`: an optional `-`, then ASCII digits only (no `+`, no spaces),
-/// within int32. Go ignores a GOMAXPROCS it cannot parse this way.
-fn parse_go_int32(text: &str) -> Option<i32> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
-}
-
-/// The variables to inject into one container, or `None` when it needs none.
-pub fn injection<'a>(
-    container: &ContainerView<'a>,
-    pod: &PodSpecView<'_>,
-    settings: &GoRuntimeSettings,
-) -> Option<ContainerInjection<'a>> {
-    let mut vars = Vec::new();
-    if settings.gomaxprocs.inject && !container.sets_env(GOMAXPROCS) {
         let fallback = || {
             settings
                 .gomaxprocs
@@ -150,31 +118,106 @@ pub fn injection<'a>(
                 .flatten()
                 .filter(|q| !q.is_zero())
         };
-        if let Some(cpu) = cpu_limit(container, pod).or_else(fallback) {
-            vars.push(InjectedVar {
-                name: GOMAXPROCS,
-                value: gomaxprocs_for(cpu, &settings.gomaxprocs).to_string(),
+        let cpu = cpu_limit(container, pod).or_else(fallback)?;
+        return Some(gomaxprocs_for(cpu, &settings.gomaxprocs).to_string());
+    }
+    if !settings.gomemlimit.inject {
+        return None;
+    }
+    let limit = memory_limit_bytes(container, pod)?;
+    let soft = soft_memory_limit(limit, settings.gomemlimit.ratio_millionths);
+    (soft >= MIN_GOMEMLIMIT_BYTES).then(|| format_go_memlimit(soft))
+}
+
+/// The entry at `env[index]` that deployguard owns for `name`: the only entry of that
+/// name, a literal whose value the record holds for this container.
+pub fn owned_entry<'a>(
+    container: &ContainerView<'a>,
+    name: &str,
+    record: &InjectedRecord<'_>,
+) -> Option<(usize, &'a str)> {
+    container
+        .sole_literal(name)
+        .filter(|(_, value)| record.value(container.name, name) == Some(*value))
+}
+
+/// Recomputes deployguard's variables in every container. `injected(container)` says
+/// whether the container is to carry them at all (opt-outs leave only removals).
+pub fn plan<'a>(
+    pod: &PodSpecView<'a>,
+    settings: &GoRuntimeSettings,
+    current_record: Option<&str>,
+    injected: impl Fn(&ContainerView<'_>) -> bool,
+) -> GoEnvPlan<'a> {
+    let parsed = current_record.and_then(InjectedRecord::parse);
+    let record = parsed.clone().unwrap_or_default();
+    let mut containers = Vec::new();
+    let mut owned_after: Vec<(&'a str, &'static str, String)> = Vec::new();
+    for container in &pod.containers {
+        let wanted = injected(container);
+        let mut replaces = Vec::new();
+        let mut removals = Vec::new();
+        let mut additions = Vec::new();
+        for name in GO_VARS {
+            let owned = owned_entry(container, name, &record);
+            let users_own = owned.is_none() && container.sets_env(name);
+            let desired = (wanted && !users_own)
+                .then(|| desired_value(name, container, pod, settings))
+                .flatten();
+            match (owned, desired) {
+                (Some((_, current)), Some(value)) if current == value => {
+                    owned_after.push((container.name, name, value));
+                }
+                (Some((index, _)), Some(value)) => {
+                    replaces.push(EnvChange::Replace {
+                        index,
+                        value: value.clone(),
+                    });
+                    owned_after.push((container.name, name, value));
+                }
+                (Some((index, _)), None) => removals.push(index),
+                (None, Some(value)) => {
+                    additions.push(EnvChange::Add {
+                        name,
+                        value: value.clone(),
+                    });
+                    owned_after.push((container.name, name, value));
+                }
+                (None, None) => {}
+            }
+        }
+        removals.sort_unstable_by(|a, b| b.cmp(a));
+        let mut changes = replaces;
+        changes.extend(
+            removals
+                .into_iter()
+                .map(|index| EnvChange::Remove { index }),
+        );
+        changes.extend(additions);
+        if !changes.is_empty() {
+            containers.push(ContainerEnvPlan {
+                role: container.role,
+                index: container.index,
+                name: container.name,
+                has_env: container.has_env,
+                changes,
             });
         }
     }
-    if settings.gomemlimit.inject && !container.sets_env(GOMEMLIMIT) {
-        if let Some(limit) = memory_limit_bytes(container, pod) {
-            let soft = soft_memory_limit(limit, settings.gomemlimit.ratio_millionths);
-            if soft > 0 {
-                vars.push(InjectedVar {
-                    name: GOMEMLIMIT,
-                    value: format_go_memlimit(soft),
-                });
-            }
-        }
-    }
-    (!vars.is_empty()).then_some(ContainerInjection {
-        role: container.role,
-        index: container.index,
-        name: container.name,
-        has_env: container.has_env,
-        vars,
-    })
+    let written = format_record(
+        owned_after
+            .iter()
+            .map(|(container, name, value)| (*container, *name, value.as_str())),
+    );
+    let record = match current_record {
+        Some(current) if current == written => RecordChange::Keep,
+        // An annotation that is not a record is not ours: replaced only by a real one.
+        Some(_) if written.is_empty() && parsed.is_none() => RecordChange::Keep,
+        Some(_) if written.is_empty() => RecordChange::Remove,
+        None if written.is_empty() => RecordChange::Keep,
+        _ => RecordChange::Write(written),
+    };
+    GoEnvPlan { containers, record }
 }
 
 /// floor(limit × ratio), capped at Go's largest GOMEMLIMIT (math.MaxInt64): a limit
@@ -193,19 +236,153 @@ mod tests {
     use crate::policy::Policy;
     use serde_json::{Value, json};
 
+    /// A container `app` with these limits and env, planned against `record`.
+    fn replan(limits: Value, env: Value, record: Option<&str>) -> GoEnvPlan<'static> {
+        let spec: &'static Value = Box::leak(Box::new(
+            json!({"containers": [{"name": "app", "resources": {"limits": limits}, "env": env}]}),
+        ));
+        let view = PodSpecView::read(spec, "spec").unwrap();
+        plan(&view, &settings(), record, |_| true)
+    }
+
+    fn owned_env() -> Value {
+        json!([{"name": "KEEP", "value": "x"}, {"name": "GOMAXPROCS", "value": "4"}, {"name": "GOMEMLIMIT", "value": "3686MiB"}])
+    }
+
+    const RECORD: &str = "app: GOMAXPROCS=4 GOMEMLIMIT=3686MiB";
+
+    #[test]
+    fn unchanged_limits_change_nothing() {
+        let same = replan(
+            json!({"cpu": "4", "memory": "4Gi"}),
+            owned_env(),
+            Some(RECORD),
+        );
+        assert!(same.is_empty(), "{same:?}");
+    }
+
+    #[test]
+    fn lowered_limits_replace_owned_values_and_rewrite_the_record() {
+        let lowered = replan(
+            json!({"cpu": "1", "memory": "512Mi"}),
+            owned_env(),
+            Some(RECORD),
+        );
+        assert_eq!(
+            lowered.containers[0].changes,
+            [
+                EnvChange::Replace {
+                    index: 1,
+                    value: "2".into()
+                },
+                EnvChange::Replace {
+                    index: 2,
+                    value: "460MiB".into()
+                },
+            ]
+        );
+        assert_eq!(
+            lowered.record,
+            RecordChange::Write("app: GOMAXPROCS=2 GOMEMLIMIT=460MiB".into())
+        );
+    }
+
+    #[test]
+    fn a_removed_limit_removes_its_variable_from_the_highest_index_down() {
+        let no_limits = replan(json!({}), owned_env(), Some(RECORD));
+        assert_eq!(
+            no_limits.containers[0].changes,
+            [
+                EnvChange::Remove { index: 2 },
+                EnvChange::Remove { index: 1 }
+            ]
+        );
+        assert_eq!(no_limits.record, RecordChange::Remove);
+        let memory_only = replan(json!({"memory": "4Gi"}), owned_env(), Some(RECORD));
+        assert_eq!(
+            memory_only.containers[0].changes,
+            [EnvChange::Remove { index: 1 }]
+        );
+        assert_eq!(
+            memory_only.record,
+            RecordChange::Write("app: GOMEMLIMIT=3686MiB".into())
+        );
+    }
+
+    #[test]
+    fn the_users_values_are_never_touched() {
+        // Same name, another value than the record: the user changed it, it is theirs now.
+        let edited = json!([{"name": "GOMAXPROCS", "value": "8"}, {"name": "GOMEMLIMIT", "value": "3686MiB"}]);
+        let lowered = replan(json!({"cpu": "1", "memory": "512Mi"}), edited, Some(RECORD));
+        assert_eq!(
+            lowered.containers[0].changes,
+            [EnvChange::Replace {
+                index: 1,
+                value: "460MiB".into()
+            }]
+        );
+        assert_eq!(
+            lowered.record,
+            RecordChange::Write("app: GOMEMLIMIT=460MiB".into())
+        );
+        // No record, or one that does not parse: nothing is ours.
+        for record in [
+            None,
+            Some("app GOMAXPROCS=4"),
+            Some("app: GOMAXPROCS=4 GOMAXPROCS=4"),
+        ] {
+            let plan = replan(json!({"cpu": "1", "memory": "512Mi"}), owned_env(), record);
+            assert!(plan.containers.is_empty(), "{record:?}: {plan:?}");
+        }
+        // Duplicate entries of one name are the user's.
+        let twice =
+            json!([{"name": "GOMAXPROCS", "value": "4"}, {"name": "GOMAXPROCS", "value": "4"}]);
+        let plan = replan(json!({"cpu": "1"}), twice, Some("app: GOMAXPROCS=4"));
+        assert_eq!(
+            (plan.containers.len(), plan.record),
+            (0, RecordChange::Remove)
+        );
+    }
+
+    #[test]
+    fn an_opt_out_removes_only_what_is_owned() {
+        let spec = json!({"containers": [{"name": "app", "resources": {"limits": {"cpu": "4", "memory": "4Gi"}},
+            "env": owned_env()}]});
+        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let off = plan(&view, &settings(), Some(RECORD), |_| false);
+        assert_eq!(
+            off.containers[0].changes,
+            [
+                EnvChange::Remove { index: 2 },
+                EnvChange::Remove { index: 1 }
+            ]
+        );
+        assert_eq!(off.record, RecordChange::Remove);
+        assert!(plan(&view, &settings(), Some("garbage"), |_| false).is_empty());
+    }
+
+    #[test]
+    fn no_gomemlimit_under_one_mebibyte() {
+        let got = inject(limits(json!("1"), json!("1Mi")));
+        assert_eq!(got, pairs(&[("app/GOMAXPROCS", "2")]));
+        assert_eq!(inject(limits(json!("1"), json!("2Mi")))[1].1, "1MiB");
+    }
+
     fn settings() -> GoRuntimeSettings {
         Policy::default().go_runtime
     }
 
+    /// The variables a first mutation adds, as `container/NAME` and value.
     fn inject_with(spec: Value, settings: &GoRuntimeSettings) -> Vec<(String, String)> {
         let view = PodSpecView::read(&spec, "spec").unwrap();
-        view.containers
-            .iter()
-            .filter_map(|c| injection(c, &view, settings))
-            .flat_map(|i| {
-                i.vars
-                    .into_iter()
-                    .map(move |v| (format!("{}/{}", i.name, v.name), v.value))
+        plan(&view, settings, None, |_| true)
+            .containers
+            .into_iter()
+            .flat_map(|c| {
+                c.changes.into_iter().map(move |change| match change {
+                    EnvChange::Add { name, value } => (format!("{}/{name}", c.name), value),
+                    other => panic!("a first mutation only adds: {other:?}"),
+                })
             })
             .collect()
     }
@@ -317,67 +494,5 @@ mod tests {
                 ("b/GOMEMLIMIT", "921MiB")
             ])
         );
-    }
-
-    fn env_findings(env: Value, cpu: &str, memory: &str) -> Vec<(Mode, String)> {
-        let spec = json!({"containers": [{"name": "app", "env": env,
-            "resources": {"limits": {"cpu": cpu, "memory": memory}}}]});
-        let view = PodSpecView::read(&spec, "spec").unwrap();
-        let mut out = Vec::new();
-        check_env(&view.containers[0], &view, &settings(), &mut out);
-        out.into_iter().map(|f| (f.mode, f.message)).collect()
-    }
-
-    #[test]
-    fn go_env_gomemlimit() {
-        let bad_syntax = env_findings(
-            json!([{"name": "GOMEMLIMIT", "value": "768Mi"}]),
-            "1",
-            "1Gi",
-        );
-        assert_eq!(bad_syntax.len(), 1);
-        assert_eq!(bad_syntax[0].0, Mode::Enforce);
-        assert!(
-            bad_syntax[0].1.contains("\"768Mi\" is not valid Go syntax"),
-            "{bad_syntax:?}"
-        );
-        let at_limit = env_findings(json!([{"name": "GOMEMLIMIT", "value": "1GiB"}]), "1", "1Gi");
-        assert_eq!(at_limit.len(), 1);
-        assert!(at_limit[0].1.contains("not below the memory limit"));
-        for fine in ["900MiB", "off", "", "0"] {
-            assert_eq!(
-                env_findings(json!([{"name": "GOMEMLIMIT", "value": fine}]), "1", "1Gi"),
-                [],
-                "{fine}"
-            );
-        }
-    }
-
-    #[test]
-    fn go_env_gomaxprocs() {
-        let not_positive = env_findings(json!([{"name": "GOMAXPROCS", "value": "0"}]), "1", "1Gi");
-        assert_eq!(not_positive[0].0, Mode::Warn);
-        for ignored_by_go in ["+2", " 2", "2.0", "0x2", "-1", "", "99999999999"] {
-            let found = env_findings(
-                json!([{"name": "GOMAXPROCS", "value": ignored_by_go}]),
-                "4",
-                "1Gi",
-            );
-            assert!(
-                found[0].1.contains("not a positive integer"),
-                "{ignored_by_go:?}: {found:?}"
-            );
-        }
-        let over = env_findings(json!([{"name": "GOMAXPROCS", "value": "8"}]), "2", "1Gi");
-        assert!(
-            over[0].1.contains("exceeds the CPU budget of 2"),
-            "{over:?}"
-        );
-        assert_eq!(
-            env_findings(json!([{"name": "GOMAXPROCS", "value": "2"}]), "500m", "1Gi"),
-            []
-        );
-        let value_from = json!([{"name": "GOMAXPROCS", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}]);
-        assert_eq!(env_findings(value_from, "1", "1Gi"), []);
     }
 }
