@@ -208,19 +208,49 @@ def main():
     # ---------------------------------------------------------------- webhooks
     wh = values["webhooks"]
     mutating_expected = wh["mutating"]["enabled"] and values["policy"].get("goRuntime", {}).get("enabled", True)
-    configs = []
+    # The ValidatingWebhookConfiguration holds the main entry first and, with webhooks.resize.enabled,
+    # a second, fail-open entry for UPDATE of pods/resize (in-place resize, Kubernetes 1.33+).
+    resize_expected = bool(wh["validating"]["enabled"] and wh.get("resize", {}).get("enabled", False))
+    configs = []  # every rendered entry: (label, configuration, webhook)
     for kind, expected, path in (("ValidatingWebhookConfiguration", wh["validating"]["enabled"], "/validate"),
                                  ("MutatingWebhookConfiguration", mutating_expected, "/mutate")):
         items = by_kind.get(kind, [])
         if not expected:
             check(not items, f"{kind} rendered although disabled")
             continue
-        if not check(len(items) == 1 and len(items[0]["webhooks"]) == 1, f"expected one {kind} with one webhook"):
+        n_entries = 2 if kind.startswith("Validating") and resize_expected else 1
+        if not check(len(items) == 1 and len(items[0]["webhooks"]) == n_entries,
+                     f"expected one {kind} with {n_entries} webhook(s), found "
+                     f"{[len(i['webhooks']) for i in items]}"):
             continue
         cfg = items[0]
+        names = [e["name"] for e in cfg["webhooks"]]
+        check(len(set(names)) == len(names), f"{kind}: duplicate webhook names {names}")
         w = cfg["webhooks"][0]
         configs.append((kind, cfg, w))
-        check(w["name"].count(".") >= 2, f"{kind}: webhook name {w['name']} is not fully qualified")
+        for e in cfg["webhooks"]:
+            label = kind if e is w else f"{kind} entry {e['name']}"
+            check(e["name"].count(".") >= 2, f"{label}: webhook name {e['name']} is not fully qualified")
+            check(e.get("matchPolicy") == "Equivalent", f"{label}: matchPolicy is not Equivalent")
+        check(not any(r in ("pods/resize", "pods/*", "*/resize", "*/*") for rule in w["rules"] for r in rule["resources"]),
+              f"{kind}: the main entry matches pods/resize")
+        if n_entries == 2:
+            rz = cfg["webhooks"][1]
+            label = f"{kind} entry {rz['name']}"
+            configs.append((label, cfg, rz))
+            check(rz["name"] != w["name"], f"{label}: same name as the main entry")
+            check(rz.get("rules") == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"],
+                                      "resources": ["pods/resize"], "scope": "Namespaced"}],
+                  f"{label}: rules are not exactly UPDATE of core/v1 pods/resize (Namespaced): {rz.get('rules')}")
+            check(rz.get("failurePolicy") == "Ignore", f"{label}: failurePolicy is not Ignore (an outage would block resizes)")
+            check(rz["clientConfig"] == w["clientConfig"], f"{label}: clientConfig (service, caBundle) differs from the main entry")
+            for field in ("sideEffects", "admissionReviewVersions", "timeoutSeconds", "matchPolicy",
+                          "namespaceSelector", "objectSelector"):
+                check(rz.get(field) == w.get(field), f"{label}: {field} differs from the main entry")
+            check(rz.get("matchConditions", []) == wh["matchConditions"], f"{label}: matchConditions != webhooks.matchConditions")
+        elif kind.startswith("Validating"):
+            check(not any("/" in res for e in cfg["webhooks"] for rule in e["rules"] for res in rule["resources"]),
+                  f"{kind}: an entry matches a subresource although webhooks.resize is disabled")
         check(w.get("sideEffects") == "None", f"{kind}: sideEffects is not None")
         check(w.get("admissionReviewVersions") == ["v1"], f"{kind}: admissionReviewVersions is not [v1]")
         check(w.get("timeoutSeconds") == wh["timeoutSeconds"] and 1 <= w["timeoutSeconds"] <= 30,

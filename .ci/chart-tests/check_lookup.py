@@ -40,7 +40,7 @@ def render(helm, chart, ns, server=None):
 
 def tls(docs):
     secret = next(d for d in docs if d["kind"] == "Secret")
-    bundles = [d["webhooks"][0]["clientConfig"]["caBundle"] for d in docs if d["kind"].endswith("WebhookConfiguration")]
+    bundles = [w["clientConfig"]["caBundle"] for d in docs if d["kind"].endswith("WebhookConfiguration") for w in d["webhooks"]]
     return secret, bundles
 
 

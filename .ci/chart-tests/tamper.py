@@ -37,6 +37,10 @@ def drop_kube_system_mutating(docs):
             e["values"].remove("kube-system")
 
 
+def resize_entry(docs):
+    return find(docs, "ValidatingWebhookConfiguration")["webhooks"][1]
+
+
 def policy_without_ns(docs, ns):
     cm = find(docs, "ConfigMap")
     policy = yaml.safe_load(cm["data"]["policy.yaml"])
@@ -72,6 +76,13 @@ def main():
         "readiness-on-healthz": lambda d: container(d)["readinessProbe"]["httpGet"].update(path="/healthz"),
         "no-pdb": lambda d: d.remove(find(d, "PodDisruptionBudget")),
         "policy-judges-own-namespace": lambda d: policy_without_ns(d, ns),
+        "resize-fails-closed": lambda d: resize_entry(d).update(failurePolicy="Fail"),
+        "resize-entry-missing": lambda d: find(d, "ValidatingWebhookConfiguration")["webhooks"].pop(1),
+        "resize-also-on-create": lambda d: resize_entry(d)["rules"][0].update(operations=["CREATE", "UPDATE"]),
+        "resize-other-ca": lambda d: resize_entry(d)["clientConfig"].update(caBundle=other_ca),
+        "resize-other-path": lambda d: resize_entry(d)["clientConfig"]["service"].update(path="/mutate"),
+        "resize-judges-own-namespace": lambda d: resize_entry(d).update(namespaceSelector={}),
+        "main-entry-matches-resize": lambda d: webhook(d, "ValidatingWebhookConfiguration")["rules"][0]["resources"].append("pods/resize"),
     }
     os.makedirs(out, exist_ok=True)
     for name, fn in tamperings.items():

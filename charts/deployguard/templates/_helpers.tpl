@@ -92,7 +92,7 @@ excludedNamespaces (the webhook never judges its own namespace).
 {{- if and .Values.webhooks.mutating.enabled (ne (toString (dig "goRuntime" "enabled" true .Values.policy)) "false") }}true{{ end }}
 {{- end }}
 
-{{/* namespaceSelector shared by both webhooks. */}}
+{{/* namespaceSelector shared by every webhook entry. */}}
 {{- define "deployguard.namespaceSelector" -}}
 {{- $excluded := concat (list "kube-system" "kube-node-lease" .Release.Namespace) .Values.webhooks.excludedNamespaces | uniq }}
 {{- $sel := .Values.webhooks.namespaceSelector }}
@@ -110,7 +110,7 @@ matchExpressions:
   {{- end }}
 {{- end }}
 
-{{/* Fields common to both webhooks. .ctx: root context; .path; .caBundle: PEM string or ""; .matchConditions: webhook-specific list. */}}
+{{/* Fields common to every webhook entry. .ctx: root context; .path; .caBundle: PEM string or ""; .matchConditions: webhook-specific list. */}}
 {{- define "deployguard.webhookCommon" -}}
 {{- $ctx := .ctx -}}
 clientConfig:
