@@ -10,7 +10,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::patch::go_env_patch;
-use crate::policy::{Finding, Judgement, Mode, Policy, RuleId};
+use crate::policy::{Finding, Judgement, LimitRanges, Mode, Policy, RuleId, Subject};
 use crate::workload::{Workload, WorkloadKind};
 
 pub const API_VERSION_V1: &str = "admission.k8s.io/v1";
@@ -129,9 +129,20 @@ struct StatusOut {
     message: String,
 }
 
-/// Parses an AdmissionReview and answers it for `endpoint`.
+/// Parses an AdmissionReview and answers it for `endpoint`, in a cluster without
+/// LimitRanges (as `deployguard review` does).
 pub fn review(
     policy: &Policy,
+    endpoint: Endpoint,
+    body: &[u8],
+) -> Result<ReviewOutcome, ReviewError> {
+    review_in(policy, &LimitRanges::new(), endpoint, body)
+}
+
+/// [`review`] with the cluster's LimitRanges: their defaults and bounds apply to templates.
+pub fn review_in(
+    policy: &Policy,
+    limit_ranges: &LimitRanges,
     endpoint: Endpoint,
     body: &[u8],
 ) -> Result<ReviewOutcome, ReviewError> {
@@ -149,7 +160,7 @@ pub fn review(
         return Err(ReviewError::Kind(parsed.types.kind));
     }
     let request = parsed.request.ok_or(ReviewError::MissingRequest)?;
-    let (response, summary) = answer(policy, endpoint, &request);
+    let (response, summary) = answer(policy, limit_ranges, endpoint, &request);
     let out = ReviewOut {
         api_version,
         kind: "AdmissionReview",
@@ -171,6 +182,7 @@ fn operation_name(operation: &Operation) -> &'static str {
 
 fn answer(
     policy: &Policy,
+    limit_ranges: &LimitRanges,
     endpoint: Endpoint,
     request: &AdmissionRequest<DynamicObject>,
 ) -> (ResponseOut, ReviewSummary) {
@@ -252,7 +264,10 @@ fn answer(
             return (response, summary);
         }
     };
-    let subject = workload.subject(&summary.namespace, &spec);
+    let subject = Subject {
+        limit_ranges: limit_ranges.namespace(&summary.namespace),
+        ..workload.subject(&summary.namespace, &spec)
+    };
     match endpoint {
         Endpoint::Validate => {
             if request.operation == Operation::Update && pod_spec_unchanged(request, &workload) {

@@ -7,11 +7,34 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::patch::go_env_patch;
-use crate::policy::{Finding, Policy, Subject};
+use crate::policy::{
+    Finding, Judgement, LimitRange, LimitRangeDefault, LimitRanges, Policy, Subject,
+};
 use crate::workload::{Workload, WorkloadKind};
 
 /// A document without a namespace is judged as this one, as `kubectl apply` would place it.
 pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// What the cluster around the documents holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// LimitRanges by namespace (from the inputs).
+    pub limit_ranges: &'a LimitRanges,
+    /// The namespace of documents that name none (`--namespace`).
+    pub default_namespace: &'a str,
+}
+
+static NO_LIMIT_RANGES: LimitRanges = LimitRanges::new();
+
+impl Scope<'static> {
+    /// No LimitRanges; documents without a namespace go to `default`.
+    pub fn standalone() -> Scope<'static> {
+        Scope {
+            limit_ranges: &NO_LIMIT_RANGES,
+            default_namespace: DEFAULT_NAMESPACE,
+        }
+    }
+}
 
 /// The judgement of one workload found in a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +46,11 @@ pub struct WorkloadResult {
     pub namespace: String,
     pub name: String,
     pub findings: Vec<Finding>,
+    /// Why the workload was judged less than fully, if it was (excluded namespace,
+    /// exemptions, the controller-owned cap).
+    pub skips: Vec<String>,
+    /// Limits and requests the namespace's LimitRanges gave it.
+    pub limit_range_defaults: Vec<LimitRangeDefault>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -39,28 +67,74 @@ fn item_prefix(item: Option<usize>) -> String {
 }
 
 /// Judges every workload in a document (each item of a `List` on its own, so one
-/// unreadable item does not hide the judgement of the others).
+/// unreadable item does not hide the judgement of the others), outside any cluster.
 pub fn judge_document(
     policy: &Policy,
     document: &Value,
 ) -> Vec<Result<WorkloadResult, ManifestError>> {
+    judge_document_in(policy, Scope::standalone(), document)
+}
+
+/// [`judge_document`] with the namespaces' LimitRanges applied.
+pub fn judge_document_in(
+    policy: &Policy,
+    scope: Scope<'_>,
+    document: &Value,
+) -> Vec<Result<WorkloadResult, ManifestError>> {
     objects(document)
         .filter_map(|(item, object)| {
-            with_workload(item, object, |workload, subject| WorkloadResult {
-                item,
-                api_version: object
-                    .get("apiVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                kind: workload.kind.as_str().to_owned(),
-                namespace: subject.namespace.to_owned(),
-                name: name_of(workload.object).to_owned(),
-                findings: policy.judge(subject).findings,
+            with_workload(item, object, scope, |workload, subject| {
+                let judgement = policy.judge(subject);
+                WorkloadResult {
+                    item,
+                    api_version: object
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    kind: workload.kind.as_str().to_owned(),
+                    namespace: subject.namespace.to_owned(),
+                    name: name_of(workload.object).to_owned(),
+                    skips: skips(policy, subject, &judgement),
+                    findings: judgement.findings,
+                    limit_range_defaults: judgement.limit_range_defaults,
+                }
             })
             .transpose()
         })
         .collect()
+}
+
+/// Every reason a workload was judged less than fully.
+fn skips(policy: &Policy, subject: &Subject<'_>, judgement: &Judgement) -> Vec<String> {
+    let mut skips = Vec::new();
+    if judgement.excluded {
+        skips.push(format!(
+            "namespace {:?} is excluded: not judged",
+            subject.namespace
+        ));
+        return skips;
+    }
+    if !judgement.exempted.is_empty() {
+        let rules: Vec<&str> = judgement.exempted.iter().map(|r| r.as_str()).collect();
+        skips.push(format!("exempted by annotation from {}", rules.join(", ")));
+    }
+    if judgement.exemption_refused {
+        skips.push("exemption annotation ignored: the policy does not allow exemptions".to_owned());
+    }
+    if !judgement.unknown_exemptions.is_empty() {
+        skips.push(format!(
+            "exemption annotation names unknown rules: {}",
+            judgement.unknown_exemptions.join(", ")
+        ));
+    }
+    if subject.controller_owned && policy.controller_owned_max_mode < crate::policy::Mode::Enforce {
+        skips.push(format!(
+            "controller-owned: judged at most in {}",
+            policy.controller_owned_max_mode
+        ));
+    }
+    skips
 }
 
 /// What [`mutate_document`] did.
@@ -73,12 +147,17 @@ pub struct Mutation {
 }
 
 /// Applies the Go runtime injection to every pod spec in a document, templates included
-/// (so GitOps users can commit the result).
+/// (so GitOps users can commit the result), outside any cluster.
 pub fn mutate_document(policy: &Policy, document: &mut Value) -> Mutation {
+    mutate_document_in(policy, Scope::standalone(), document)
+}
+
+/// [`mutate_document`] with the limits the namespaces' LimitRanges give templates.
+pub fn mutate_document_in(policy: &Policy, scope: Scope<'_>, document: &mut Value) -> Mutation {
     let mut mutation = Mutation::default();
     let mut patches = Vec::new();
     for (item, object) in objects(document) {
-        match with_workload(item, object, |workload, subject| {
+        match with_workload(item, object, scope, |workload, subject| {
             go_env_patch(workload, &policy.go_env_plan(subject))
         }) {
             Ok(Some(ops)) if !ops.is_empty() => patches.push((item, ops)),
@@ -103,10 +182,39 @@ pub fn mutate_document(policy: &Policy, document: &mut Value) -> Mutation {
     mutation
 }
 
+/// Adds the LimitRanges of a document (a `List`'s items too) to `ranges`, each in its
+/// namespace or `default_namespace`.
+pub fn collect_limit_ranges(
+    document: &Value,
+    default_namespace: &str,
+    ranges: &mut LimitRanges,
+) -> Vec<ManifestError> {
+    let mut errors = Vec::new();
+    for (item, object) in objects(document) {
+        if object.get("kind").and_then(Value::as_str) != Some("LimitRange") {
+            continue;
+        }
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or(default_namespace);
+        match LimitRange::from_json(object) {
+            Ok(range) => ranges.insert(namespace, range),
+            Err(error) => errors.push(ManifestError::Unreadable {
+                item,
+                message: format!("LimitRange: {error}"),
+            }),
+        }
+    }
+    errors
+}
+
 /// Runs `f` on the object's workload view, if the object is a workload.
 fn with_workload<R>(
     item: Option<usize>,
     object: &Value,
+    scope: Scope<'_>,
     f: impl FnOnce(&Workload<'_>, &Subject<'_>) -> R,
 ) -> Result<Option<R>, ManifestError> {
     let unreadable = |message: String| ManifestError::Unreadable { item, message };
@@ -124,10 +232,12 @@ fn with_workload<R>(
     let spec = workload
         .read_spec()
         .map_err(|e| unreadable(e.to_string()))?;
-    Ok(Some(f(
-        &workload,
-        &workload.subject(namespace_of(&dynamic), &spec),
-    )))
+    let namespace = namespace_of(&dynamic, scope.default_namespace);
+    let subject = Subject {
+        limit_ranges: scope.limit_ranges.namespace(namespace),
+        ..workload.subject(namespace, &spec)
+    };
+    Ok(Some(f(&workload, &subject)))
 }
 
 /// The objects of a document: itself, or each item of a `kind: List`.
@@ -143,13 +253,14 @@ fn objects(document: &Value) -> Box<dyn Iterator<Item = (Option<usize>, &Value)>
     }
 }
 
-fn namespace_of(object: &DynamicObject) -> &str {
+/// The object's namespace, or `default` for one that names none.
+pub fn namespace_of<'a>(object: &'a DynamicObject, default: &'a str) -> &'a str {
     object
         .metadata
         .namespace
         .as_deref()
         .filter(|ns| !ns.is_empty())
-        .unwrap_or(DEFAULT_NAMESPACE)
+        .unwrap_or(default)
 }
 
 fn name_of(object: &DynamicObject) -> &str {

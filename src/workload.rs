@@ -161,6 +161,7 @@ impl<'a> Workload<'a> {
             go_runtime_skip_annotation: self.pod_annotation(GO_RUNTIME_SKIP_ANNOTATION),
             go_runtime_containers_annotation: self.pod_annotation(GO_RUNTIME_CONTAINERS_ANNOTATION),
             injected_annotation: self.pod_annotation(INJECTED_ANNOTATION),
+            limit_ranges: &[],
         }
     }
 }

@@ -378,3 +378,172 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// LimitRanges among the inputs apply to their namespace: defaults satisfy the limit
+/// rules and are reported with their source; bounds deny; `--namespace` places
+/// documents without one.
+#[test]
+fn limit_ranges_among_the_inputs_count() {
+    let example = repo("examples/limitrange-team.yaml");
+    let output = deployguard(&["check", "--output", "json", &example], None);
+    assert_eq!(exit_code(&output), 1, "{output:?}");
+    let report = stdout_json(&output);
+    let results = report["results"].as_array().unwrap();
+    let web = results.iter().find(|r| r["name"] == "web").unwrap();
+    assert_eq!(web["findings"], json!([]), "{web}");
+    assert_eq!(
+        web["limitRangeDefaults"][0],
+        json!({"container": "web", "field": "limits.cpu", "value": "800m", "limitRange": "team-defaults"})
+    );
+    let heavy = results.iter().find(|r| r["name"] == "batch-heavy").unwrap();
+    let rules: Vec<&str> = heavy["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["limit-range"], "{heavy}");
+    assert!(
+        heavy["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cpu limit 2 is above the maximum 800m")
+    );
+
+    // Without the LimitRange's namespace the Deployments land elsewhere: no defaults.
+    let text = std::fs::read_to_string(&example)
+        .unwrap()
+        .replace("  namespace: team-a\n", "");
+    let elsewhere = deployguard(
+        &["check", "--output", "json", "--namespace", "team-b", "-"],
+        Some(text.as_bytes()),
+    );
+    let web = stdout_json(&elsewhere)["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "web")
+        .cloned()
+        .unwrap();
+    assert_eq!(web["namespace"], "team-b");
+    assert_eq!(
+        web["findings"],
+        json!([]),
+        "the LimitRange moved with them: {web}"
+    );
+    let split = text.replacen(
+        "kind: LimitRange\nmetadata:\n",
+        "kind: LimitRange\nmetadata:\n  namespace: team-a\n",
+        1,
+    );
+    let apart = deployguard(
+        &["check", "--output", "json", "--namespace", "team-b", "-"],
+        Some(split.as_bytes()),
+    );
+    let web = stdout_json(&apart)["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "web")
+        .cloned()
+        .unwrap();
+    assert!(web["findings"].to_string().contains("cpu-limit"), "{web}");
+
+    // `mutate` sizes the Go runtime from the limits the pods will get.
+    let mutated = deployguard(&["mutate", "--output", "json", &example], None);
+    let documents = stdout_json(&mutated);
+    let env = &documents[1]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(
+        env,
+        &json!([{"name": "GOMAXPROCS", "value": "2"}, {"name": "GOMEMLIMIT", "value": "460MiB"}])
+    );
+}
+
+/// Workloads judged less than fully say so and why.
+#[test]
+fn skips_are_visible() {
+    let manifest = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: system, namespace: kube-system}
+spec: {containers: [{name: a}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: owned
+  annotations: {deployguard.io/exempt: "liveness-probe,no-such-rule"}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: r, uid: "1", controller: true}]
+spec: {containers: [{name: a}]}
+"#;
+    let json = stdout_json(&deployguard(
+        &["check", "--output", "json", "-"],
+        Some(manifest.as_bytes()),
+    ));
+    assert_eq!(
+        json["results"][0]["skipped"],
+        json!(["namespace \"kube-system\" is excluded: not judged"])
+    );
+    assert_eq!(
+        json["results"][1]["skipped"],
+        json!([
+            "exemption annotation ignored: the policy does not allow exemptions",
+            "controller-owned: judged at most in audit"
+        ])
+    );
+    let text = deployguard(&["check", "-"], Some(manifest.as_bytes()));
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("Pod/kube-system/system skipped: namespace \"kube-system\" is excluded"),
+        "{stdout}"
+    );
+}
+
+/// microservices-demo's cartservice: readiness leaves periodSeconds to its default, so
+/// once defaulted its probes are identical — as the webhook in a cluster sees them.
+#[test]
+fn probe_identity_uses_the_api_servers_defaults() {
+    let cart = corpus()
+        .join("GoogleCloudPlatform_microservices-demo__kubernetes-manifests__cartservice.yaml");
+    let json = stdout_json(&deployguard(
+        &["check", "--output", "json", &cart.display().to_string()],
+        None,
+    ));
+    let found = json["results"][0]["findings"].to_string();
+    assert!(
+        found.contains("livenessProbe is identical to readinessProbe"),
+        "{found}"
+    );
+}
+
+/// Re-running `mutate` on a manifest whose limits were edited updates the values it wrote.
+#[test]
+fn mutate_again_after_editing_limits_updates_its_values() {
+    let example = repo("examples/compliant-deployment.yaml");
+    let once = deployguard(&["mutate", &example], None);
+    assert_eq!(exit_code(&once), 0);
+    let once = String::from_utf8(once.stdout).unwrap();
+    let doc: Value = serde_saphyr::from_str(once.trim_start_matches("---\n")).unwrap();
+    let limits = doc["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let edited = once.replacen(&format!("memory: {limits}"), "memory: 2Gi", 1);
+    assert_ne!(edited, once);
+    let twice = deployguard(
+        &["mutate", "--output", "json", "-"],
+        Some(edited.as_bytes()),
+    );
+    let env = &stdout_json(&twice)[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let gomemlimit: Vec<&Value> = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "GOMEMLIMIT")
+        .collect();
+    assert_eq!(
+        gomemlimit,
+        [&json!({"name": "GOMEMLIMIT", "value": "1843MiB"})],
+        "{env}"
+    );
+}

@@ -9,8 +9,12 @@ use serde::Serialize;
 use super::inputs::expand;
 use super::output::{Paint, print_json};
 use super::{CliResult, input_error, policy_from};
-use crate::manifest::{ManifestError, WorkloadResult, judge_document};
-use crate::policy::{Finding, Mode, Policy};
+use crate::documents::{Document, DocumentError};
+use crate::manifest::{
+    DEFAULT_NAMESPACE, ManifestError, Scope, WorkloadResult, collect_limit_ranges,
+    judge_document_in,
+};
+use crate::policy::{Finding, LimitRangeDefault, LimitRanges, Mode, Policy};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -19,6 +23,10 @@ pub struct CheckArgs {
     config: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     output: CheckOutput,
+    /// The namespace of documents that name none; LimitRanges among the inputs apply to
+    /// the workloads of their namespace.
+    #[arg(long, default_value = DEFAULT_NAMESPACE)]
+    namespace: String,
     /// Files, directories (searched for *.yaml, *.yml, *.json) or `-` for stdin.
     #[arg(required = true)]
     paths: Vec<String>,
@@ -42,6 +50,30 @@ struct ResultOut<'a> {
     namespace: &'a str,
     name: &'a str,
     findings: &'a [Finding],
+    /// Why the workload was judged less than fully (empty: fully judged).
+    skipped: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    limit_range_defaults: &'a [DefaultOut<'a>],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DefaultOut<'a> {
+    container: &'a str,
+    field: &'a str,
+    value: &'a str,
+    limit_range: &'a str,
+}
+
+impl<'a> From<&'a LimitRangeDefault> for DefaultOut<'a> {
+    fn from(d: &'a LimitRangeDefault) -> Self {
+        DefaultOut {
+            container: &d.container,
+            field: d.field,
+            value: &d.value,
+            limit_range: &d.limit_range,
+        }
+    }
 }
 
 #[derive(Serialize, Default)]
@@ -88,7 +120,7 @@ struct Report {
 pub fn run(args: CheckArgs) -> CliResult {
     let policy = policy_from(args.config.as_ref())?;
     let inputs = expand(&args.paths).map_err(input_error)?;
-    let report = judge_inputs(&policy, &inputs);
+    let report = judge_inputs(&policy, &inputs, &args.namespace);
     match args.output {
         CheckOutput::Json => print_json_report(&report),
         CheckOutput::Text => print_text_report(&report),
@@ -102,23 +134,47 @@ pub fn run(args: CheckArgs) -> CliResult {
     })
 }
 
-fn judge_inputs(policy: &Policy, inputs: &[super::inputs::Input]) -> Report {
+/// Reads every input first, so that LimitRanges anywhere among them apply to the
+/// workloads of their namespace, then judges.
+fn judge_inputs(policy: &Policy, inputs: &[super::inputs::Input], namespace: &str) -> Report {
     let mut report = Report::default();
-    for input in inputs {
+    let texts: Vec<_> = inputs.iter().map(|input| (input, input.read())).collect();
+    let mut parsed: Vec<(
+        &super::inputs::Input,
+        Vec<Result<Document<'_>, DocumentError>>,
+    )> = Vec::new();
+    for (input, text) in &texts {
         report.summary.files += 1;
-        let text = match input.read() {
-            Ok(text) => text,
-            Err(error) => {
-                report.errors.push(ErrorOut {
-                    source: input.name.clone(),
-                    index: None,
-                    item: None,
-                    message: format!("{error:#}"),
-                });
+        match text {
+            Ok(text) => parsed.push((input, input.documents(text))),
+            Err(error) => report.errors.push(ErrorOut {
+                source: input.name.clone(),
+                index: None,
+                item: None,
+                message: format!("{error:#}"),
+            }),
+        }
+    }
+    let mut limit_ranges = LimitRanges::default();
+    for (input, documents) in &parsed {
+        for document in documents.iter().flatten() {
+            let Some(value) = &document.value else {
                 continue;
+            };
+            for error in collect_limit_ranges(value, namespace, &mut limit_ranges) {
+                let ManifestError::Unreadable { item, message } = error;
+                report
+                    .errors
+                    .push(ErrorOut::at(&input.name, document.index, item, message));
             }
-        };
-        for document in input.documents(&text) {
+        }
+    }
+    let scope = Scope {
+        limit_ranges: &limit_ranges,
+        default_namespace: namespace,
+    };
+    for (input, documents) in parsed {
+        for document in documents {
             report.summary.documents += 1;
             let document = match document {
                 Ok(document) => document,
@@ -132,7 +188,7 @@ fn judge_inputs(policy: &Policy, inputs: &[super::inputs::Input]) -> Report {
             let Some(value) = &document.value else {
                 continue;
             };
-            for judged in judge_document(policy, value) {
+            for judged in judge_document_in(policy, scope, value) {
                 match judged {
                     Ok(result) => report
                         .results
@@ -166,10 +222,21 @@ fn print_json_report(report: &Report) {
         summary: &'a Summary,
         errors: &'a [ErrorOut],
     }
+    let defaults: Vec<Vec<DefaultOut<'_>>> = report
+        .results
+        .iter()
+        .map(|(_, _, r)| {
+            r.limit_range_defaults
+                .iter()
+                .map(DefaultOut::from)
+                .collect()
+        })
+        .collect();
     let results = report
         .results
         .iter()
-        .map(|(source, index, r)| ResultOut {
+        .zip(&defaults)
+        .map(|((source, index, r), defaults)| ResultOut {
             source,
             index: *index,
             item: r.item,
@@ -178,6 +245,8 @@ fn print_json_report(report: &Report) {
             namespace: &r.namespace,
             name: &r.name,
             findings: &r.findings,
+            skipped: &r.skips,
+            limit_range_defaults: defaults,
         })
         .collect();
     print_json(&Out {
@@ -191,13 +260,23 @@ fn print_text_report(report: &Report) {
     let paint = Paint::for_stdout();
     for (source, index, result) in &report.results {
         let item = result.item.map(|k| format!("[{k}]")).unwrap_or_default();
+        let at = format!(
+            "{source}:{index}{item} {}/{}/{}",
+            result.kind, result.namespace, result.name
+        );
+        for skip in &result.skips {
+            println!("{at} skipped: {skip}");
+        }
+        for default in &result.limit_range_defaults {
+            println!(
+                "{at} container \"{}\": {} {} from LimitRange {:?}",
+                default.container, default.field, default.value, default.limit_range
+            );
+        }
         for finding in &result.findings {
             println!(
-                "{source}:{index}{item} {}/{}/{} container \"{}\": {} ({}) {}",
-                result.kind,
-                result.namespace,
-                result.name,
-                finding.container,
+                "{at} {}: {} ({}) {}",
+                finding.subject(),
                 finding.message,
                 finding.rule,
                 paint.mode(finding.mode),

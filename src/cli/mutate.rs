@@ -11,7 +11,10 @@ use serde_json::Value;
 use super::inputs::expand;
 use super::output::print_json;
 use super::{CliResult, input_error, policy_from};
-use crate::manifest::mutate_document;
+use crate::manifest::{
+    DEFAULT_NAMESPACE, ManifestError, Scope, collect_limit_ranges, mutate_document_in,
+};
+use crate::policy::LimitRanges;
 
 #[derive(Debug, Args)]
 pub struct MutateArgs {
@@ -20,6 +23,10 @@ pub struct MutateArgs {
     config: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "yaml")]
     output: MutateOutput,
+    /// The namespace of documents that name none; LimitRanges among the inputs give the
+    /// templates of their namespace the limits their pods will have.
+    #[arg(long, default_value = DEFAULT_NAMESPACE)]
+    namespace: String,
     /// Files, directories (searched for *.yaml, *.yml, *.json) or `-` for stdin.
     #[arg(required = true)]
     paths: Vec<String>,
@@ -36,16 +43,44 @@ pub fn run(args: MutateArgs) -> CliResult {
     let inputs = expand(&args.paths).map_err(input_error)?;
     let mut errors = 0;
     let mut json_documents = Vec::new();
-    for input in &inputs {
-        let text = match input.read() {
-            Ok(text) => text,
+    let texts: Vec<_> = inputs
+        .iter()
+        .filter_map(|input| match input.read() {
+            Ok(text) => Some((input, text)),
             Err(error) => {
                 eprintln!("deployguard: {error:#}");
                 errors += 1;
-                continue;
+                None
             }
-        };
-        for document in input.documents(&text) {
+        })
+        .collect();
+    let parsed: Vec<_> = texts
+        .iter()
+        .map(|(input, text)| (*input, input.documents(text)))
+        .collect();
+    let mut limit_ranges = LimitRanges::default();
+    for (input, documents) in &parsed {
+        for document in documents.iter().flatten() {
+            let Some(value) = &document.value else {
+                continue;
+            };
+            for ManifestError::Unreadable { message, .. } in
+                collect_limit_ranges(value, &args.namespace, &mut limit_ranges)
+            {
+                eprintln!(
+                    "deployguard: {}: document {}: {message}",
+                    input.name, document.index
+                );
+                errors += 1;
+            }
+        }
+    }
+    let scope = Scope {
+        limit_ranges: &limit_ranges,
+        default_namespace: &args.namespace,
+    };
+    for (input, documents) in parsed {
+        for document in documents {
             let (mut value, original, index) = match document {
                 Ok(doc) => match doc.value {
                     Some(value) => (value, doc.text, doc.index),
@@ -57,7 +92,7 @@ pub fn run(args: MutateArgs) -> CliResult {
                     continue;
                 }
             };
-            let mutation = mutate_document(&policy, &mut value);
+            let mutation = mutate_document_in(&policy, scope, &mut value);
             for error in &mutation.errors {
                 eprintln!("deployguard: {}: document {}: {error}", input.name, index);
                 errors += 1;

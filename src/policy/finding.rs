@@ -51,13 +51,14 @@ pub enum RuleId {
     CpuRequest,
     MemoryRequest,
     ResourceUnits,
+    LimitRange,
     GoEnv,
     GoRuntimeInjection,
 }
 
 impl RuleId {
     /// Every rule, in the order the policy file and the docs list them.
-    pub const ALL: [RuleId; 11] = [
+    pub const ALL: [RuleId; 12] = [
         RuleId::LivenessProbe,
         RuleId::ReadinessProbe,
         RuleId::ProbePort,
@@ -67,6 +68,7 @@ impl RuleId {
         RuleId::CpuRequest,
         RuleId::MemoryRequest,
         RuleId::ResourceUnits,
+        RuleId::LimitRange,
         RuleId::GoEnv,
         RuleId::GoRuntimeInjection,
     ];
@@ -82,6 +84,7 @@ impl RuleId {
             RuleId::CpuRequest => "cpu-request",
             RuleId::MemoryRequest => "memory-request",
             RuleId::ResourceUnits => "resource-units",
+            RuleId::LimitRange => "limit-range",
             RuleId::GoEnv => "go-env",
             RuleId::GoRuntimeInjection => "go-runtime-injection",
         }
@@ -121,12 +124,19 @@ pub struct Finding {
 
 impl Finding {
     /// The form used in denials and warnings:
-    /// `container "NAME": what is wrong — how to fix (rule-id)`.
+    /// `container "NAME": what is wrong — how to fix (rule-id)`; `pod: …` for findings
+    /// about the whole pod (no container).
     pub fn describe(&self) -> String {
-        format!(
-            "container \"{}\": {} ({})",
-            self.container, self.message, self.rule
-        )
+        format!("{}: {} ({})", self.subject(), self.message, self.rule)
+    }
+
+    /// `container "NAME"`, or `pod` for a finding about the whole pod.
+    pub fn subject(&self) -> String {
+        if self.container.is_empty() {
+            "pod".to_owned()
+        } else {
+            format!("container \"{}\"", self.container)
+        }
     }
 }
 

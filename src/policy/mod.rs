@@ -6,7 +6,9 @@ pub mod downward;
 pub mod finding;
 pub mod gomemlimit;
 pub mod injected;
+pub mod limitrange;
 pub mod podspec;
+pub mod probe_defaults;
 pub mod quantity;
 mod rules;
 
@@ -14,8 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use finding::{Finding, Mode, RuleId};
 pub use injected::InjectedRecord;
+pub use limitrange::{LimitRange, LimitRanges};
 pub use podspec::{ContainerRole, ContainerView, PodSpecView, SpecError};
 pub use rules::goruntime::{ContainerEnvPlan, EnvChange, GoEnvPlan, RecordChange};
+pub use rules::limitrange::LimitRangeDefault;
 
 /// Annotation listing rules to exempt an object from (honoured only when allowed).
 pub const EXEMPT_ANNOTATION: &str = "deployguard.io/exempt";
@@ -165,6 +169,8 @@ pub struct Subject<'a> {
     pub go_runtime_containers_annotation: Option<&'a str>,
     /// The pod's (or template's) `deployguard.io/injected` annotation.
     pub injected_annotation: Option<&'a str>,
+    /// The LimitRanges of the namespace: their defaults and bounds apply.
+    pub limit_ranges: &'a [LimitRange],
 }
 
 impl Subject<'_> {
@@ -189,6 +195,8 @@ pub struct Judgement {
     pub unknown_exemptions: Vec<String>,
     /// The namespace is excluded: nothing was judged.
     pub excluded: bool,
+    /// Limits and requests the namespace's LimitRanges filled in.
+    pub limit_range_defaults: Vec<LimitRangeDefault>,
 }
 
 impl Judgement {
@@ -240,22 +248,35 @@ impl Policy {
             return Judgement::excluded();
         }
         let record = subject.injected_record();
+        let mut defaults = Vec::new();
+        let mut limit_range_findings = Vec::new();
+        // The pod as LimitRanger makes it: every rule judges that.
+        let spec = &rules::limitrange::apply_defaults(
+            subject.spec,
+            subject.limit_ranges,
+            &mut defaults,
+            &mut limit_range_findings,
+        );
         let mut raw = Vec::new();
-        for container in &subject.spec.containers {
-            let probes_apply = container.role.gets_probe_rules()
-                && !subject.batch
-                && !is_batch_restart(subject.spec);
+        for container in &spec.containers {
+            let probes_apply =
+                container.role.gets_probe_rules() && !subject.batch && !is_batch_restart(spec);
             if probes_apply {
                 rules::probes::check(container, &mut raw);
             }
-            rules::resources::check(container, subject.spec, &mut raw);
-            rules::units::check(container, subject.spec, self.max_cpu_cores, &mut raw);
-            rules::goenv::check_env(container, subject.spec, &self.go_runtime, &record, &mut raw);
+            rules::resources::check(container, spec, &mut raw);
+            rules::units::check(container, spec, self.max_cpu_cores, &mut raw);
+            rules::goenv::check_env(container, spec, &self.go_runtime, &record, &mut raw);
         }
+        raw.append(&mut limit_range_findings);
+        rules::limitrange::check(spec, subject.spec, subject.limit_ranges, &mut raw);
         let cap = subject
             .controller_owned
             .then_some(self.controller_owned_max_mode);
-        self.settle(subject, raw, cap)
+        Judgement {
+            limit_range_defaults: defaults,
+            ..self.settle(subject, raw, cap)
+        }
     }
 
     /// Judges an in-place resize (`pods/resize`): the new limits against the env the
@@ -299,6 +320,7 @@ impl Policy {
             exemption_refused: exemptions.refused,
             unknown_exemptions: exemptions.unknown,
             excluded: false,
+            limit_range_defaults: Vec::new(),
         }
     }
 
@@ -332,18 +354,20 @@ impl Policy {
             |list: Option<&'a str>| list.map(|l| l.split(',').map(str::trim).collect::<Vec<_>>());
         let only = names(subject.go_runtime_containers_annotation);
         let skipped = names(subject.go_runtime_skip_annotation).unwrap_or_default();
-        rules::goruntime::plan(
+        // Templates get the limits their pods will have once LimitRanger has run.
+        let spec = rules::limitrange::apply_defaults(
             subject.spec,
-            settings,
-            subject.injected_annotation,
-            |container| {
-                pod_injected
-                    && only
-                        .as_ref()
-                        .is_none_or(|only| only.contains(&container.name))
-                    && !skipped.contains(&container.name)
-            },
-        )
+            subject.limit_ranges,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        );
+        rules::goruntime::plan(&spec, settings, subject.injected_annotation, |container| {
+            pod_injected
+                && only
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&container.name))
+                && !skipped.contains(&container.name)
+        })
     }
 
     fn exemptions(&self, annotation: Option<&str>) -> Exemptions {

@@ -7,6 +7,7 @@
 use serde_json::Value;
 use thiserror::Error;
 
+use super::probe_defaults::PROBE_DEFAULTS;
 use super::quantity::Quantity;
 
 /// A field of the object that cannot be read, named by its path.
@@ -392,7 +393,14 @@ fn read_probe<'a>(value: Option<&'a Value>, at: &Path) -> Result<Option<ProbeVie
         };
     }
     // Kubernetes defaults unset and zero probe timings (SetDefaults_Probe).
-    let integer = |field: &str, default: i64| -> Result<i64, SpecError> {
+    let default_of = |field: &str| {
+        PROBE_DEFAULTS
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map_or(0, |(_, default)| *default)
+    };
+    let integer = |field: &str| -> Result<i64, SpecError> {
+        let default = default_of(field);
         match present(map.get(field)) {
             None => Ok(default),
             Some(value) => match value.as_i64() {
@@ -405,9 +413,9 @@ fn read_probe<'a>(value: Option<&'a Value>, at: &Path) -> Result<Option<ProbeVie
     Ok(Some(ProbeView {
         raw,
         ports,
-        period_seconds: integer("periodSeconds", 10)?,
-        timeout_seconds: integer("timeoutSeconds", 1)?,
-        failure_threshold: integer("failureThreshold", 3)?,
+        period_seconds: integer("periodSeconds")?,
+        timeout_seconds: integer("timeoutSeconds")?,
+        failure_threshold: integer("failureThreshold")?,
     }))
 }
 

@@ -126,6 +126,16 @@ impl Quantity {
         }
     }
 
+    /// `millis / 1000`, as a plain number.
+    pub fn from_millis(millis: u128) -> Quantity {
+        Quantity {
+            numerator: millis,
+            scale: 3,
+            suffix: "",
+        }
+        .normalised()
+    }
+
     pub fn is_zero(self) -> bool {
         self.numerator == 0
     }

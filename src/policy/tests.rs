@@ -19,6 +19,7 @@ fn subject<'a>(spec: &'a PodSpecView<'a>) -> Subject<'a> {
         go_runtime_skip_annotation: None,
         go_runtime_containers_annotation: None,
         injected_annotation: None,
+        limit_ranges: &[],
     }
 }
 

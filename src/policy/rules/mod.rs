@@ -3,6 +3,7 @@
 
 pub mod goenv;
 pub mod goruntime;
+pub mod limitrange;
 pub mod probes;
 pub mod resources;
 pub mod units;

@@ -2,6 +2,7 @@
 
 use crate::policy::finding::{Finding, Mode, RuleId};
 use crate::policy::podspec::{ContainerView, ProbePort, ProbeView};
+use crate::policy::probe_defaults::stored_probe;
 
 /// A liveness probe that restarts a container sooner than this after trouble starts
 /// turns a slow moment into a restart loop.
@@ -54,12 +55,14 @@ fn check_settings(
     out: &mut Vec<Finding>,
 ) {
     if let (Some(liveness), Some(readiness)) = (&container.liveness, &container.readiness) {
-        if liveness.raw == readiness.raw {
+        // Compared as the API server stores them, so the CLI and the webhook agree.
+        if stored_probe(liveness.raw) == stored_probe(readiness.raw) {
             out.push(found(
                 RuleId::ProbeSettings,
                 Mode::Enforce,
-                "livenessProbe is identical to readinessProbe — a slow dependency then restarts the container \
-                 instead of taking it out of rotation; make the liveness check cheaper or more tolerant"
+                "livenessProbe is identical to readinessProbe (once the API server's defaults are applied) — \
+                 whatever takes the container out of rotation also restarts it; make the liveness check \
+                 cheaper or more tolerant"
                     .to_owned(),
             ));
         }
@@ -70,9 +73,13 @@ fn check_settings(
                 RuleId::ProbeSettings,
                 Mode::Enforce,
                 format!(
-                    "{field} timeoutSeconds ({}) is not below periodSeconds ({}) — probes pile up; \
-                     make timeoutSeconds shorter than periodSeconds",
-                    probe.timeout_seconds, probe.period_seconds
+                    "{field} timeoutSeconds ({}) is not below periodSeconds ({}) — the kubelet runs this probe \
+                     one attempt at a time, so an attempt that hangs delays the next and checks come every {}s, \
+                     not every {}s; make timeoutSeconds shorter than periodSeconds",
+                    probe.timeout_seconds,
+                    probe.period_seconds,
+                    probe.timeout_seconds,
+                    probe.period_seconds
                 ),
             ));
         }
@@ -83,9 +90,10 @@ fn check_settings(
                 RuleId::ProbeSettings,
                 Mode::Enforce,
                 format!(
-                    "livenessProbe restarts the container after {window}s of failure (periodSeconds {} × \
-                     failureThreshold {}) — allow at least {MIN_LIVENESS_GRACE_SECONDS}s",
-                    liveness.period_seconds, liveness.failure_threshold
+                    "livenessProbe restarts the container within {window}s of trouble (failureThreshold {} \
+                     failed attempts, periodSeconds {} apart) — a short stall becomes a restart; allow at least \
+                     {MIN_LIVENESS_GRACE_SECONDS}s",
+                    liveness.failure_threshold, liveness.period_seconds
                 ),
             ));
         }
@@ -177,6 +185,19 @@ mod tests {
     }
 
     #[test]
+    fn identical_once_defaulted() {
+        let liveness =
+            json!({"initialDelaySeconds": 15, "periodSeconds": 10, "grpc": {"port": 7070}});
+        let readiness = json!({"initialDelaySeconds": 15, "grpc": {"port": 7070}});
+        let container =
+            json!({"name": "app", "livenessProbe": liveness, "readinessProbe": readiness});
+        assert_eq!(rules(container), [RuleId::ProbeSettings]);
+        let distinct = json!({"name": "app", "livenessProbe": {"httpGet": {"port": 80}},
+            "readinessProbe": {"httpGet": {"port": 80, "path": "/ready"}}});
+        assert_eq!(rules(distinct), []);
+    }
+
+    #[test]
     fn timeout_not_below_period() {
         let container = json!({
             "name": "app",
@@ -198,7 +219,7 @@ mod tests {
             "livenessProbe": {"tcpSocket": {"port": 2}, "periodSeconds": 3, "failureThreshold": 3}});
         let found = findings(fast);
         assert_eq!(found.len(), 1);
-        assert!(found[0].1.contains("after 9s of failure"), "{found:?}");
+        assert!(found[0].1.contains("within 9s of trouble"), "{found:?}");
         let exactly_ten = json!({"name": "app", "readinessProbe": {"tcpSocket": {"port": 1}},
             "livenessProbe": {"tcpSocket": {"port": 2}, "periodSeconds": 5, "failureThreshold": 2}});
         assert_eq!(rules(exactly_ten), []);
