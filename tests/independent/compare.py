@@ -2,7 +2,7 @@
 """Differential test: run `deployguard check --output json` and judge.py on the
 same paths and print every difference.
 
-Usage: compare.py [--bin PATH] [--verbose] PATH...
+Usage: compare.py [--bin PATH] [--verbose] [--namespace NS] PATH...
 One check per result/error document (keyed by source, index, item), plus one
 for the exit code and one for the summary counts. Ends with `N passed, M failed`;
 exits 1 on any difference.
@@ -63,10 +63,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=DEFAULT_BIN)
     ap.add_argument("--verbose", "-v", action="store_true", help="also print CLI messages of differing results")
+    ap.add_argument("--namespace", default=None,
+                    help="passed to both sides (the namespace of documents that name none)")
     ap.add_argument("paths", nargs="+")
     args = ap.parse_args()
 
-    proc = subprocess.run([args.bin, "check", "--output", "json", *args.paths],
+    ns_args = ["--namespace", args.namespace] if args.namespace is not None else []
+    proc = subprocess.run([args.bin, "check", "--output", "json", *ns_args, *args.paths],
                           capture_output=True, text=True, timeout=120)
     try:
         cli = json.loads(proc.stdout)
@@ -74,7 +77,7 @@ def main():
         print(f"CLI did not print JSON (exit {proc.returncode}):\n{proc.stdout[:2000]}\n{proc.stderr[:2000]}")
         print("0 passed, 1 failed")
         return 1
-    mine = judge.judge_paths(args.paths)
+    mine = judge.judge_paths(args.paths, args.namespace if args.namespace is not None else "default")
 
     passed = failed = 0
     groups: dict[str, list[str]] = {}

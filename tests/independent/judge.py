@@ -2,10 +2,13 @@
 """Independent implementation of deployguard's default policy (DESIGN.md §3
 plus the implementer's clarifications, and the lead's issue-11 spec: go-env
 with resourceFieldRef, the 1 MiB floor and the 95% headroom warning, and the
-rule resource-units), written without reading the Rust code.
+rule resource-units; the lead's issue-12 spec: probe identity after the API
+server's defaults, LimitRange defaults and the rule limit-range), written
+without reading the Rust code.
 
-Usage: judge.py PATH...      (prints the same JSON shape as
-                              `deployguard check --output json PATH...`)
+Usage: judge.py [--namespace NS] PATH...
+       (prints the same JSON shape as
+        `deployguard check --output json [--namespace NS] PATH...`)
 Pure Python 3.11 + PyYAML.
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ DEFAULT_MODES = {
     "memory-request": "warn",
     "resource-units": "enforce",
     "go-env": "enforce",
+    "limit-range": "enforce",
 }
 
 # strength order: a "cap" takes the weaker of two modes
@@ -278,7 +282,7 @@ def check_container(c, pod_spec, probe_rules: bool, injected):
         # probe-settings
         live = c.get("livenessProbe") if isinstance(c.get("livenessProbe"), dict) else None
         ready = c.get("readinessProbe") if isinstance(c.get("readinessProbe"), dict) else None
-        if live is not None and ready is not None and json_equal(live, ready):
+        if live is not None and ready is not None and json_equal(stored_probe(live), stored_probe(ready)):
             out.append(("probe-settings", "warn", "livenessProbe identical to readinessProbe"))
         for pname in PROBES:
             probe = c.get(pname)
@@ -546,9 +550,275 @@ def json_equal(a, b):
     return a == b
 
 
-def judge_object(obj):
+# ------------------------------------------------ probes as stored (issue 12) --
+
+PROBE_DEFAULTS = (("timeoutSeconds", 1), ("periodSeconds", 10),
+                  ("successThreshold", 1), ("failureThreshold", 3))
+
+
+def _is_zero_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0
+
+
+def _omitted(v):
+    """omitempty: null, number 0, "", [] and {} are the same as absent."""
+    return v is None or _is_zero_number(v) or v == "" or v == [] or v == {}
+
+
+def _strip_empty(v):
+    """Drop omitempty fields of objects, recursively (also inside objects in
+    arrays). Bottom-up: an object whose fields were all dropped is {} and is
+    dropped in turn. Array elements themselves are kept."""
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            x = _strip_empty(x)
+            if not _omitted(x):
+                out[k] = x
+        return out
+    if isinstance(v, list):
+        return [_strip_empty(x) for x in v]
+    return v
+
+
+def stored_probe(probe):
+    """A probe as the API server stores it: SetDefaults_Probe timings (0 or
+    unset), httpGet path "/" and scheme "HTTP" (unset or empty), grpc service
+    "" (unset), then omitempty."""
+    p = dict(probe)
+    for key, default in PROBE_DEFAULTS:
+        if p.get(key) is None or _is_zero_number(p.get(key)):
+            p[key] = default
+    h = p.get("httpGet")
+    if isinstance(h, dict):
+        h = dict(h)
+        for key, default in (("path", "/"), ("scheme", "HTTP")):
+            if h.get(key) is None or h.get(key) == "":
+                h[key] = default
+        p["httpGet"] = h
+    g = p.get("grpc")
+    if isinstance(g, dict):
+        g = dict(g)
+        if g.get("service") is None:
+            g["service"] = ""
+        p["grpc"] = g
+    return _strip_empty(p)
+
+
+# ------------------------------------------------ LimitRanges (issue 12) ------
+
+LR_MAPS = ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio")
+RESOURCES = ("cpu", "memory")
+
+
+class LimitRange:
+    """A parsed LimitRange: name, namespace and its Container/Pod items, each a
+    dict map-name -> {resource: raw quantity value}. Container items carry the
+    API server's defaulting (default <- max; defaultRequest <- default, min)."""
+
+    def __init__(self, name, namespace, items):
+        self.name = name
+        self.namespace = namespace
+        self.items = items          # list of (type, {map: {res: raw}})
+
+    def container_items(self):
+        return [m for t, m in self.items if t == "Container"]
+
+    def pod_items(self):
+        return [m for t, m in self.items if t == "Pod"]
+
+    def offer(self, section, r):
+        """default/defaultRequest of r from the first Container item having it."""
+        for m in self.container_items():
+            if r in m[section]:
+                return m[section][r]
+        return None
+
+
+def parse_limit_range(obj, namespace):
+    """-> LimitRange; raises InputError on a bad quantity (any resource name)
+    in the max/min/default/defaultRequest/maxLimitRequestRatio of a Container
+    or Pod item."""
+    meta = as_dict(obj.get("metadata"))
+    ns = meta.get("namespace")
+    if not isinstance(ns, str) or ns == "":
+        ns = namespace
+    name = meta.get("name") if isinstance(meta.get("name"), str) else ""
+    items = []
+    for i, it in enumerate(as_list(get(obj, "spec", "limits"))):
+        if not isinstance(it, dict):
+            continue
+        t = it.get("type")
+        if t not in ("Container", "Pod"):
+            continue            # only Container and Pod items matter, not even read
+        maps = {}
+        for section in LR_MAPS:
+            raw = as_dict(it.get(section))
+            maps[section] = {}
+            for r, v in raw.items():
+                if v is None:
+                    continue
+                if parse_quantity(v) is None:
+                    raise InputError(f"spec.limits[{i}].{section}.{r}: {v!r} is not a Kubernetes quantity")
+                maps[section][r] = v
+        if t == "Container":
+            for r, v in maps["max"].items():
+                maps["default"].setdefault(r, v)
+            for r, v in maps["default"].items():
+                maps["defaultRequest"].setdefault(r, v)
+            for r, v in maps["min"].items():
+                maps["defaultRequest"].setdefault(r, v)
+        items.append((t, maps))
+    return LimitRange(name, ns, items)
+
+
+def milli(v):
+    """Raw quantity (or an exact Fraction, a pod total) -> integer milli units,
+    rounded up (Kubernetes' MilliValue)."""
+    q = v if isinstance(v, Fraction) else parse_quantity(v)
+    return ceil(q * 1000)
+
+
+def show(v):
+    if isinstance(v, Fraction):
+        return str(v.numerator) if v.denominator == 1 else f"{float(v):g}"
+    return quantity_text(v)
+
+
+def apply_limit_ranges(pod_spec, ranges):
+    """LimitRanger defaulting on a copy of the pod spec.
+    -> (defaulted spec, [(orig container, defaulted container)], warnings)
+    warnings: (container name, message) for values more than one LimitRange
+    offered. Each container is copied on its own, so YAML aliases shared
+    between containers never leak one container's defaults into another."""
+    import copy
+    spec = dict(pod_spec)
+    pairs, warnings = [], []
+    for group in ("containers", "initContainers"):
+        if not isinstance(pod_spec.get(group), list):
+            continue
+        spec[group] = []
+        for oc in pod_spec[group]:
+            if not isinstance(oc, dict):
+                spec[group].append(oc)
+                continue
+            c = copy.deepcopy(oc)
+            spec[group].append(c)
+            pairs.append((oc, c))
+            if not ranges:
+                continue
+            ores = as_dict(oc.get("resources"))
+            olim, oreq = as_dict(ores.get("limits")), as_dict(ores.get("requests"))
+            if not isinstance(c.get("resources"), dict):
+                c["resources"] = {}
+            res = c["resources"]
+            for section in ("limits", "requests"):
+                if not isinstance(res.get(section), dict):
+                    res[section] = {}
+            lim, req = res["limits"], res["requests"]
+            for r in RESOURCES:
+                lim_written, req_written = present(olim, r), present(oreq, r)
+                for what, section, target, needed in (
+                        ("limit", "default", lim, not lim_written),
+                        ("request", "defaultRequest", req, not lim_written and not req_written)):
+                    if not needed:
+                        continue
+                    offers = [(lr.name, lr.offer(section, r)) for lr in ranges]
+                    offers = [(n, v) for n, v in offers if v is not None]
+                    if not offers:
+                        continue
+                    target[r] = offers[0][1]
+                    if len(offers) > 1:
+                        warnings.append((c.get("name"),
+                                         f"{r} {what} {quantity_text(offers[0][1])} from LimitRange "
+                                         f"{offers[0][0]!r}; also offered by "
+                                         + ", ".join(repr(n) for n, _ in offers[1:])))
+    return spec, pairs, warnings
+
+
+def _bounds(m, r, lim_v, req_v, where):
+    """min/max/maxLimitRequestRatio of one LimitRange item for resource r.
+    lim_v/req_v: limit and effective request (raw or None)."""
+    out = []
+    mn = m["min"].get(r)
+    if mn is not None:
+        if req_v is None:
+            out.append(f"{where}: no {r} request, LimitRange min {show(mn)}")
+        elif milli(req_v) < milli(mn):
+            out.append(f"{where}: {r} request {show(req_v)} below min {show(mn)}")
+    mx = m["max"].get(r)
+    if mx is not None:
+        if lim_v is None:
+            out.append(f"{where}: no {r} limit, LimitRange max {show(mx)}")
+        elif milli(lim_v) > milli(mx):
+            out.append(f"{where}: {r} limit {show(lim_v)} above max {show(mx)}")
+        elif req_v is not None and milli(req_v) > milli(mx):
+            out.append(f"{where}: {r} request {show(req_v)} above max {show(mx)}")
+    ratio = m["maxLimitRequestRatio"].get(r)
+    if ratio is not None:
+        lm = milli(lim_v) if lim_v is not None else 0
+        rm = milli(req_v) if req_v is not None else 0
+        if lm == 0 or rm == 0:
+            out.append(f"{where}: {r} limit/request ratio needs both (max {show(ratio)})")
+        elif Fraction(lm, rm) * 1000 > milli(ratio):
+            out.append(f"{where}: {r} limit/request {show(lim_v)}/{show(req_v)} above ratio {show(ratio)}")
+    return out
+
+
+def _lim_req(c, r):
+    res = as_dict(c.get("resources"))
+    lim, req = as_dict(res.get("limits")), as_dict(res.get("requests"))
+    lim_v = lim.get(r)
+    req_v = req.get(r) if present(req, r) else lim_v
+    return lim_v, req_v
+
+
+def limit_range_findings(spec, pairs, warnings, ranges):
+    """-> [(container, mode, message)] in the spec's order."""
+    out = [(name, "warn", msg) for name, msg in warnings]
+    for oc, c in pairs:
+        name = c.get("name")
+        olim = as_dict(as_dict(oc.get("resources")).get("limits"))
+        for r in RESOURCES:
+            lim_v, req_v = _lim_req(c, r)
+            req_own = as_dict(as_dict(c.get("resources")).get("requests"))
+            if (not present(olim, r) and lim_v is not None and present(req_own, r)
+                    and milli(req_own[r]) > milli(lim_v)):
+                out.append((name, "enforce",
+                            f"{r} request {quantity_text(req_own[r])} above the LimitRange default limit {quantity_text(lim_v)}"))
+        for lr in ranges:
+            for m in lr.container_items():
+                for r in RESOURCES:
+                    lim_v, req_v = _lim_req(c, r)
+                    out += [(name, "enforce", msg) for msg in _bounds(m, r, lim_v, req_v, f"LimitRange {lr.name!r}")]
+    # pod totals
+    main, plain_init = [], []
+    for c in as_list(spec.get("containers")):
+        if isinstance(c, dict):
+            main.append(c)
+    for c in as_list(spec.get("initContainers")):
+        if isinstance(c, dict):
+            (main if c.get("restartPolicy") == "Always" else plain_init).append(c)
+    for lr in ranges:
+        for m in lr.pod_items():
+            for r in RESOURCES:
+                tot = {}
+                for k in (0, 1):      # 0: limit, 1: effective request
+                    # any container (of any kind) without the value: no total
+                    if any(_lim_req(c, r)[k] is None for c in main + plain_init):
+                        tot[k] = None
+                        continue
+                    total = sum((parse_quantity(_lim_req(c, r)[k]) for c in main), Fraction(0))
+                    inits = [parse_quantity(_lim_req(c, r)[k]) for c in plain_init]
+                    tot[k] = max([total] + inits)
+                out += [("", "enforce", msg) for msg in _bounds(m, r, tot[0], tot[1], f"LimitRange {lr.name!r} (pod)")]
+    return out
+
+
+def judge_object(obj, limit_ranges=None, namespace="default"):
     """-> None (not a workload) or result dict (without source/index/item).
-    Raises InputError."""
+    limit_ranges: {namespace: [LimitRange sorted by name]}; namespace: the
+    namespace of objects that name none (--namespace). Raises InputError."""
     if not isinstance(obj, dict):
         return None
     kind = obj.get("kind")
@@ -560,7 +830,7 @@ def judge_object(obj):
     meta = as_dict(obj.get("metadata"))
     ns = meta.get("namespace")
     if not isinstance(ns, str) or ns == "":
-        ns = "default"
+        ns = namespace
     result = {
         "apiVersion": obj.get("apiVersion") if isinstance(obj.get("apiVersion"), str) else "",
         "kind": kind,
@@ -584,6 +854,11 @@ def judge_object(obj):
     elif kind == "Job" and any(o.get("kind") == "CronJob" for o in owners):
         ceiling = "audit"
 
+    # LimitRanger first: every rule judges the defaulted pod
+    ranges = (limit_ranges or {}).get(ns, [])
+    original_spec = pod_spec
+    pod_spec, pairs, lr_warnings = apply_limit_ranges(original_spec, ranges)
+
     targets = []
     for c in as_list(pod_spec.get("containers")):
         if isinstance(c, dict):
@@ -604,6 +879,12 @@ def judge_object(obj):
             if mode == "off":
                 continue
             result["findings"].append({"rule": rule, "mode": mode, "container": cname, "message": msg})
+    # rule limit-range, after every per-container finding of the other rules
+    for cname, mode, msg in limit_range_findings(pod_spec, pairs, lr_warnings, ranges):
+        mode = cap(cap(mode, DEFAULT_MODES["limit-range"]), ceiling)
+        if mode == "off":
+            continue
+        result["findings"].append({"rule": "limit-range", "mode": mode, "container": cname, "message": msg})
     return result
 
 
@@ -672,22 +953,49 @@ def load_documents(source):
     return list(enumerate(docs)), None
 
 
-def judge_paths(paths):
+def _units(doc):
+    if isinstance(doc, dict) and doc.get("kind") == "List":
+        return [(k, it) for k, it in enumerate(as_list(doc.get("items")))]
+    return [(None, doc)]
+
+
+def _is_limit_range(obj):
+    return isinstance(obj, dict) and obj.get("kind") == "LimitRange"
+
+
+def judge_paths(paths, namespace="default"):
     results, errors = [], []
     nfiles = ndocs = 0
-    for source in iter_files(paths):
+    # read everything first: LimitRanges in any path apply to every workload
+    # of their namespace, wherever it comes from
+    loaded = [(source, *load_documents(source)) for source in iter_files(paths)]
+    # (namespace, name) -> LimitRange: a later document with the same
+    # namespace and name replaces the earlier one, as a second `kubectl apply`
+    # of the same object would
+    by_key: dict[tuple, LimitRange] = {}
+    for source, docs, _ in loaded:
+        for index, doc in docs:
+            for item, obj in _units(doc):
+                if _is_limit_range(obj):
+                    try:
+                        lr = parse_limit_range(obj, namespace)
+                    except InputError:
+                        continue            # reported below, in place
+                    by_key[(lr.namespace, lr.name)] = lr
+    limit_ranges: dict[str, list] = {}
+    for (ns, name), lr in sorted(by_key.items()):
+        limit_ranges.setdefault(ns, []).append(lr)      # by metadata.name
+
+    for source, docs, perr in loaded:
         nfiles += 1
-        docs, perr = load_documents(source)
         ndocs += len(docs)
         for index, doc in docs:
-            units = []
-            if isinstance(doc, dict) and doc.get("kind") == "List":
-                units = [(k, it) for k, it in enumerate(as_list(doc.get("items")))]
-            else:
-                units = [(None, doc)]
-            for item, obj in units:
+            for item, obj in _units(doc):
                 try:
-                    r = judge_object(obj)
+                    if _is_limit_range(obj):
+                        parse_limit_range(obj, namespace)
+                        continue
+                    r = judge_object(obj, limit_ranges, namespace)
                 except InputError as e:
                     err = {"source": source, "index": index, "message": str(e)}
                     if item is not None:
@@ -729,10 +1037,24 @@ def exit_code(report):
 
 
 def main(argv):
-    if not argv:
-        print("usage: judge.py PATH...", file=sys.stderr)
+    namespace = "default"
+    paths = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--namespace" and i + 1 < len(argv):
+            namespace = argv[i + 1]
+            i += 2
+            continue
+        if a.startswith("--namespace="):
+            namespace = a.split("=", 1)[1]
+        else:
+            paths.append(a)
+        i += 1
+    if not paths:
+        print("usage: judge.py [--namespace NS] PATH...", file=sys.stderr)
         return 2
-    report = judge_paths(argv)
+    report = judge_paths(paths, namespace)
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return exit_code(report)
