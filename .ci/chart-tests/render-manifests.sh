@@ -8,7 +8,8 @@ ROOT="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 cat <<'EOF'
 # deployguard: plain manifests for `kubectl apply -f`.
 # GENERATED from charts/deployguard by .ci/chart-tests/render-manifests.sh: do not edit.
-# Requires cert-manager (https://cert-manager.io), which issues the webhook certificate.
+# Requires Kubernetes 1.30 or later (the validating webhook uses matchConditions) and
+# cert-manager (https://cert-manager.io), which issues the webhook certificate.
 # Installs into the namespace "deployguard" with the chart's defaults (policy in enforce
 # mode); to start in warn mode, edit defaultMode in the deployguard-policy ConfigMap.
 ---

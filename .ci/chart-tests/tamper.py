@@ -37,8 +37,40 @@ def drop_kube_system_mutating(docs):
             e["values"].remove("kube-system")
 
 
+def entry(docs, name):
+    return next(w for w in find(docs, "ValidatingWebhookConfiguration")["webhooks"] if w["name"] == name)
+
+
 def resize_entry(docs):
-    return find(docs, "ValidatingWebhookConfiguration")["webhooks"][1]
+    return entry(docs, "resize.validate.deployguard.io")
+
+
+def audit_entry(docs):
+    return entry(docs, "audit.validate.deployguard.io")
+
+
+def drop_entry(docs, name):
+    hooks = find(docs, "ValidatingWebhookConfiguration")["webhooks"]
+    hooks.remove(entry(docs, name))
+
+
+def edit_routing(docs, old, new, entries=("validate.deployguard.io", "audit.validate.deployguard.io")):
+    """Replaces text in the routing condition (the last matchCondition) of the given entries."""
+    for name in entries:
+        mc = entry(docs, name)["matchConditions"][-1]
+        assert old in mc["expression"], (name, old)
+        mc["expression"] = mc["expression"].replace(old, new)
+
+
+def drop_routing(docs, name):
+    entry(docs, name)["matchConditions"].pop()
+
+
+def drop_ns_validating(docs, name):
+    for w in find(docs, "ValidatingWebhookConfiguration")["webhooks"]:
+        for e in w["namespaceSelector"]["matchExpressions"]:
+            if e["key"] == "kubernetes.io/metadata.name":
+                e["values"].remove(name)
 
 
 def policy_without_ns(docs, ns):
@@ -77,12 +109,33 @@ def main():
         "no-pdb": lambda d: d.remove(find(d, "PodDisruptionBudget")),
         "policy-judges-own-namespace": lambda d: policy_without_ns(d, ns),
         "resize-fails-closed": lambda d: resize_entry(d).update(failurePolicy="Fail"),
-        "resize-entry-missing": lambda d: find(d, "ValidatingWebhookConfiguration")["webhooks"].pop(1),
+        "resize-entry-missing": lambda d: drop_entry(d, "resize.validate.deployguard.io"),
         "resize-also-on-create": lambda d: resize_entry(d)["rules"][0].update(operations=["CREATE", "UPDATE"]),
         "resize-other-ca": lambda d: resize_entry(d)["clientConfig"].update(caBundle=other_ca),
         "resize-other-path": lambda d: resize_entry(d)["clientConfig"]["service"].update(path="/mutate"),
         "resize-judges-own-namespace": lambda d: resize_entry(d).update(namespaceSelector={}),
         "main-entry-matches-resize": lambda d: webhook(d, "ValidatingWebhookConfiguration")["rules"][0]["resources"].append("pods/resize"),
+        # the split between the fail-closed entry and its fail-open complement
+        "audit-entry-missing": lambda d: drop_entry(d, "audit.validate.deployguard.io"),
+        "audit-entry-fails-closed": lambda d: audit_entry(d).update(failurePolicy="Fail"),
+        "audit-entry-other-path": lambda d: audit_entry(d)["clientConfig"]["service"].update(path="/mutate"),
+        "audit-entry-fewer-kinds": lambda d: audit_entry(d)["rules"].pop(),
+        "audit-entry-judges-own-namespace": lambda d: audit_entry(d).update(namespaceSelector={}),
+        "routing-dropped-from-main-entry": lambda d: drop_routing(d, "validate.deployguard.io"),
+        "routing-dropped-from-audit-entry": lambda d: drop_routing(d, "audit.validate.deployguard.io"),
+        "routing-not-negated": lambda d: entry(d, "validate.deployguard.io")["matchConditions"][-1].update(
+            expression=audit_entry(d)["matchConditions"][-1]["expression"]),
+        "routing-jobs-of-any-owner": lambda d: edit_routing(d, " &&\n        has(r.kind) && r.kind == 'CronJob'", ""),
+        "routing-replicasets-of-rollouts": lambda d: edit_routing(d, "r.kind == 'Deployment'", "r.kind in ['Deployment', 'Rollout']"),
+        "routing-non-controller-owners": lambda d: edit_routing(d, "has(r.controller) && r.controller == true)", "true)"),
+        "routing-compares-whole-template": lambda d: edit_routing(
+            d, "object.spec.template.spec == oldObject.spec.template.spec", "object.spec.template == oldObject.spec.template"),
+        "routing-old-object-unguarded": lambda d: edit_routing(d, "oldObject != null && has(oldObject.spec) &&", "has(oldObject.spec) &&"),
+        "routing-metadata-unguarded": lambda d: edit_routing(d, "has(object.metadata) && has(object.metadata.ownerReferences)",
+                                                             "has(object.metadata.ownerReferences)"),
+        "routing-cronjob-template-unchecked": lambda d: edit_routing(
+            d, "object.spec.jobTemplate.spec.template.spec == oldObject.spec.jobTemplate.spec.template.spec", "true"),
+        "kube-public-still-called": lambda d: drop_ns_validating(d, "kube-public"),
     }
     os.makedirs(out, exist_ok=True)
     for name, fn in tamperings.items():

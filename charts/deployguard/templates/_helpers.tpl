@@ -72,18 +72,26 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-The policy file: .Values.policy with the release namespace appended to
-excludedNamespaces (the webhook never judges its own namespace).
+The namespaces deployguard never judges, as a JSON list: policy.excludedNamespaces (the
+policy's default list when the key is absent), webhooks.excludedNamespaces and the release
+namespace. This one list goes into the policy file and into every webhook entry's
+namespaceSelector, so the API server never calls the webhook for a namespace the policy
+would judge differently.
 */}}
-{{- define "deployguard.policy" -}}
-{{- $policy := deepCopy .Values.policy }}
+{{- define "deployguard.excludedNamespaces" -}}
 {{- $excluded := list }}
-{{- if hasKey $policy "excludedNamespaces" }}
-{{- $excluded = $policy.excludedNamespaces | default list }}
+{{- if hasKey .Values.policy "excludedNamespaces" }}
+{{- $excluded = .Values.policy.excludedNamespaces | default list }}
 {{- else }}
 {{- $excluded = list "kube-system" "kube-public" "kube-node-lease" }}
 {{- end }}
-{{- $_ := set $policy "excludedNamespaces" (append $excluded .Release.Namespace | uniq) }}
+{{- concat $excluded (.Values.webhooks.excludedNamespaces | default list) (list .Release.Namespace) | uniq | toJson }}
+{{- end }}
+
+{{/* The policy file: .Values.policy with excludedNamespaces set to deployguard.excludedNamespaces. */}}
+{{- define "deployguard.policy" -}}
+{{- $policy := deepCopy .Values.policy }}
+{{- $_ := set $policy "excludedNamespaces" (include "deployguard.excludedNamespaces" . | fromJsonArray) }}
 {{- toYaml $policy }}
 {{- end }}
 
@@ -94,7 +102,7 @@ excludedNamespaces (the webhook never judges its own namespace).
 
 {{/* namespaceSelector shared by every webhook entry. */}}
 {{- define "deployguard.namespaceSelector" -}}
-{{- $excluded := concat (list "kube-system" "kube-node-lease" .Release.Namespace) .Values.webhooks.excludedNamespaces | uniq }}
+{{- $excluded := include "deployguard.excludedNamespaces" . | fromJsonArray }}
 {{- $sel := .Values.webhooks.namespaceSelector }}
 {{- with $sel.matchLabels }}
 matchLabels:
@@ -155,4 +163,49 @@ matchConditions:
   operations: ["CREATE", "UPDATE"]
   resources: ["jobs", "cronjobs"]
   scope: Namespaced
+{{- end }}
+
+{{/*
+CEL for the validating webhook's matchConditions: true for the requests deployguard
+answers "allowed" whatever their pod spec holds, the same cases the engine skips or caps
+(src/admission.rs, src/workload.rs):
+  - a request it does not judge: an operation other than CREATE or UPDATE, no object, or
+    no pod spec where the kind keeps it (the API server never sends these for the rules);
+  - (only while policy.controllerOwnedPods.maxMode is not enforce) a controller-owned
+    object, judged at most in that mode: a Pod with any ownerReferences entry whose
+    controller is true; a ReplicaSet whose controller is a Deployment; a Job whose
+    controller is a CronJob;
+  - an UPDATE whose pod spec equals the old object's (a Pod's spec; a CronJob's
+    spec.jobTemplate.spec.template.spec; spec.template.spec of the other kinds).
+Every field is tested with has() before it is read, and oldObject against null, so that
+no shape of request makes the expression fail (an error applies the failurePolicy).
+Kinds outside the list are false: fail closed.
+*/}}
+{{- define "deployguard.neverDeniesExpression" -}}
+{{- $owned := ne (toString (dig "controllerOwnedPods" "maxMode" "audit" .Values.policy)) "enforce" -}}
+{{- $tpl := "has(O.spec) && has(O.spec.template) && has(O.spec.template.spec)" -}}
+{{- $cron := "has(O.spec) && has(O.spec.jobTemplate) && has(O.spec.jobTemplate.spec) &&\n      has(O.spec.jobTemplate.spec.template) && has(O.spec.jobTemplate.spec.template.spec)" -}}
+{{- $controller := "has(object.metadata) && has(object.metadata.ownerReferences) &&\n      object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller == true%s)" -}}
+!(request.operation in ['CREATE', 'UPDATE']) || object == null ||
+(request.kind.kind == 'Pod' && (
+    !has(object.spec) ||
+    {{- if $owned }}
+    ({{ printf $controller "" }}) ||
+    {{- end }}
+    (request.operation == 'UPDATE' && oldObject != null && has(oldObject.spec) &&
+      object.spec == oldObject.spec))) ||
+(request.kind.kind == 'CronJob' && (
+    !({{ $cron | replace "O." "object." }}) ||
+    (request.operation == 'UPDATE' && oldObject != null &&
+      {{ $cron | replace "O." "oldObject." }} &&
+      object.spec.jobTemplate.spec.template.spec == oldObject.spec.jobTemplate.spec.template.spec))) ||
+(request.kind.kind in ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'ReplicationController', 'Job'] && (
+    !({{ $tpl | replace "O." "object." }}) ||
+    {{- if $owned }}
+    (request.kind.kind == 'ReplicaSet' && {{ printf $controller " &&\n        has(r.kind) && r.kind == 'Deployment'" }}) ||
+    (request.kind.kind == 'Job' && {{ printf $controller " &&\n        has(r.kind) && r.kind == 'CronJob'" }}) ||
+    {{- end }}
+    (request.operation == 'UPDATE' && oldObject != null &&
+      {{ $tpl | replace "O." "oldObject." }} &&
+      object.spec.template.spec == oldObject.spec.template.spec)))
 {{- end }}
