@@ -69,23 +69,22 @@ impl GoEnvPlan<'_> {
     }
 }
 
-/// The CPU limit that bounds the container: its own, else the pod-level one.
+/// The CPU limit that bounds the container: its own, else the pod-level one (a zero
+/// limit bounds nothing).
 pub fn cpu_limit(container: &ContainerView<'_>, pod: &PodSpecView<'_>) -> Option<Quantity> {
-    container
-        .limits
-        .cpu
-        .or(pod.pod_limits.cpu)
-        .filter(|q| !q.is_zero())
+    nonzero(container.limits.cpu).or(nonzero(pod.pod_limits.cpu))
 }
 
 /// The memory limit that bounds the container, in bytes: its own, else the pod-level one.
 pub fn memory_limit_bytes(container: &ContainerView<'_>, pod: &PodSpecView<'_>) -> Option<u128> {
-    container
-        .limits
-        .memory
-        .or(pod.pod_limits.memory)
+    nonzero(container.limits.memory)
+        .or(nonzero(pod.pod_limits.memory))
         .map(Quantity::units_ceil)
         .filter(|b| *b > 0)
+}
+
+fn nonzero(quantity: Option<Quantity>) -> Option<Quantity> {
+    quantity.filter(|q| !q.is_zero())
 }
 
 /// GOMAXPROCS for a CPU amount: Go 1.25's own rule `max(2, ceil(cores))` by default.
@@ -149,8 +148,9 @@ pub fn plan<'a>(
     current_record: Option<&str>,
     injected: impl Fn(&ContainerView<'_>) -> bool,
 ) -> GoEnvPlan<'a> {
-    let parsed = current_record.and_then(InjectedRecord::parse);
-    let record = parsed.clone().unwrap_or_default();
+    let record = current_record
+        .and_then(InjectedRecord::parse)
+        .unwrap_or_default();
     let mut containers = Vec::new();
     let mut owned_after: Vec<(&'a str, &'static str, String)> = Vec::new();
     for container in &pod.containers {
@@ -211,8 +211,7 @@ pub fn plan<'a>(
     );
     let record = match current_record {
         Some(current) if current == written => RecordChange::Keep,
-        // An annotation that is not a record is not ours: replaced only by a real one.
-        Some(_) if written.is_empty() && parsed.is_none() => RecordChange::Keep,
+        // One that does not parse records nothing: it goes like an empty record.
         Some(_) if written.is_empty() => RecordChange::Remove,
         None if written.is_empty() => RecordChange::Keep,
         _ => RecordChange::Write(written),
@@ -358,7 +357,13 @@ mod tests {
             ]
         );
         assert_eq!(off.record, RecordChange::Remove);
-        assert!(plan(&view, &settings(), Some("garbage"), |_| false).is_empty());
+        let garbage = plan(&view, &settings(), Some("garbage"), |_| false);
+        assert!(garbage.containers.is_empty(), "nothing is owned");
+        assert_eq!(
+            garbage.record,
+            RecordChange::Remove,
+            "and the annotation says so"
+        );
     }
 
     #[test]

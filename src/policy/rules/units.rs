@@ -22,7 +22,9 @@ pub fn check(
             message,
         })
     };
-    if let Some(limit) = container.limits.memory.or(pod.pod_limits.memory) {
+    // A zero limit bounds nothing: the pod-level one applies.
+    let own = container.limits.memory.filter(|q| !q.is_zero());
+    if let Some(limit) = own.or(pod.pod_limits.memory) {
         let bytes = limit.units_ceil();
         if bytes > 0 && bytes < MIN_MEMORY_BYTES {
             found(
@@ -64,7 +66,14 @@ pub fn check(
     }
     let too_many_cores = |cpu: Quantity| cpu.millis_ceil() > u128::from(max_cpu_cores) * 1000;
     let cpu_fields = [
-        ("limit", container.limits.cpu.or(pod.pod_limits.cpu)),
+        (
+            "limit",
+            container
+                .limits
+                .cpu
+                .filter(|q| !q.is_zero())
+                .or(pod.pod_limits.cpu),
+        ),
         ("request", container.requests.cpu),
     ];
     for (field, cpu) in cpu_fields {
