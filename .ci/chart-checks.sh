@@ -173,18 +173,31 @@ for v in "${VARIANTS[@]}"; do
   check "matchConditions, evaluated by CEL ($CEL_VERSION): one entry per case, the fail-closed one iff deployguard may deny [$v]" routing_variant "$v"
 done
 
+# tamper.py prints "NAME" for a tampered default render, "NAME VARIANT" for a tampered
+# render of values/VARIANT.yaml, which is then checked with that values file.
+TAMPER_VARIANTS=(limitranges-off limitranges-off-networkpolicy full serviceaccount-existing)
 tampered_renders_fail() {
-  local n caught=0 missed=()
+  local n variant caught=0 missed=() variant_args=() v
   grep caBundle "$TESTS/values/secret.yaml" | awk '{print $2}' | base64 -d >"$WORK/other-ca.pem"
-  for n in $("$PY" "$TESTS/tamper.py" "$WORK/render-defaults.yaml" "$WORK/tampered" "$WORK/other-ca.pem"); do
-    if "$PY" "$TESTS/assert_rendered.py" "$CHART" "$WORK/tampered/$n.yaml" "$NS" >/dev/null 2>&1 &&
+  for v in "${TAMPER_VARIANTS[@]}"; do
+    [ -s "$WORK/render-$v.yaml" ] || { echo "[$v] not rendered"; return 1; }
+    variant_args+=("$v=$WORK/render-$v.yaml")
+  done
+  "$PY" "$TESTS/tamper.py" "$WORK/render-defaults.yaml" "$WORK/tampered" "$WORK/other-ca.pem" "${variant_args[@]}" >"$WORK/tamperings.txt"
+  while read -r n variant; do
+    if "$PY" "$TESTS/assert_rendered.py" "$CHART" "$WORK/tampered/$n.yaml" "$NS" ${variant:+"$TESTS/values/$variant.yaml"} >/dev/null 2>&1 &&
        "$PY" "$TESTS/check_routing.py" "$WORK/tampered/$n.yaml" "$TESTS/routing_cases.yaml" >/dev/null 2>&1; then
-      missed+=("$n")
+      missed+=("$n${variant:+ [$variant]}")
     else
       caught=$((caught + 1))
     fi
-  done
+  done <"$WORK/tamperings.txt"
   [ "${#missed[@]}" -eq 0 ] || { echo "not caught: ${missed[*]}"; return 1; }
+  # the untampered variants pass, so each tampering is caught for what it changed
+  for v in "${TAMPER_VARIANTS[@]}"; do
+    "$PY" "$TESTS/assert_rendered.py" "$CHART" "$WORK/render-$v.yaml" "$NS" "$TESTS/values/$v.yaml" >/dev/null ||
+      { echo "[$v] fails the structural assertions untampered"; return 1; }
+  done
   echo "$caught tampered renders caught"
 }
 check "structural assertions and the CEL routing check catch tampered renders" tampered_renders_fail
@@ -211,6 +224,7 @@ notes_render() {
   grep -q "rollout status deployment/deployguard" "$WORK/notes.txt"
   grep -q "It must be denied" "$WORK/notes.txt"
   grep -q "policy.defaultMode=warn" "$WORK/notes.txt"
+  grep -q "kubectl auth can-i watch limitranges --all-namespaces --as=system:serviceaccount:$NS:deployguard" "$WORK/notes.txt"
   "$HELM4" install deployguard "$CHART" -n "$NS" --dry-run=client -f "$TESTS/values/warn.yaml" -f "$TESTS/values/single-replica.yaml" >"$WORK/notes.txt"
   grep -q 'admitted with "Warning:"' "$WORK/notes.txt"
   grep -q "WARNING: replicaCount=1" "$WORK/notes.txt"
@@ -303,7 +317,7 @@ server_smoke() {
   have_bin
   "$PY" "$TESTS/server_smoke.py" "$BIN" "$WORK/render-defaults.yaml"
 }
-check "deployguard serve with the pod's args, generated certificate and policy: TLS to <svc>.<ns>.svc, probes, /metrics, /validate, SIGTERM" server_smoke
+check "deployguard serve with the pod's args, generated certificate and policy: TLS to <svc>.<ns>.svc, probes, /metrics, /validate, SIGTERM; LimitRange watch against a stand-in API: ready after the list, only requests the ClusterRole allows, ready after the sync timeout when the API is unreachable" server_smoke
 
 # ------------------------------------------------------ manifests, image
 manifests_fresh() {

@@ -18,6 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 FAILURES = []
+CLUSTER_SCOPED = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "ClusterRole", "ClusterRoleBinding")
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+# What the LimitRange watch may do, and all it may do: read LimitRanges (core group).
+LIMIT_RANGE_RULES = [{"apiGroups": [""], "resources": ["limitranges"], "verbs": ["get", "list", "watch"]}]
+SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# The Deployment's default progressDeadlineSeconds: a rollout not progressing for this
+# long is reported failed.
+DEFAULT_PROGRESS_DEADLINE = 600
 
 
 def check(cond, msg):
@@ -74,8 +82,10 @@ def main():
     by_kind = {}
     for d in docs:
         by_kind.setdefault(d["kind"], []).append(d)
-        if d["kind"] not in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        if d["kind"] not in CLUSTER_SCOPED:
             check(d["metadata"].get("namespace") == ns, f"{d['kind']}/{d['metadata']['name']}: namespace is not {ns}")
+        else:
+            check("namespace" not in d["metadata"], f"{d['kind']}/{d['metadata']['name']}: cluster-scoped, yet has a namespace")
         labels = d["metadata"].get("labels", {})
         check(labels.get("app.kubernetes.io/name") == "deployguard", f"{d['kind']}: missing app.kubernetes.io/name label")
 
@@ -96,7 +106,11 @@ def main():
     check(dep["spec"]["replicas"] == values["replicaCount"], "Deployment replicas != replicaCount")
     sel = dep["spec"]["selector"]["matchLabels"]
     check(all(pod["metadata"]["labels"].get(k) == v for k, v in sel.items()), "pod labels do not match the selector")
-    check(spec.get("automountServiceAccountToken") is False, "pod automountServiceAccountToken is not false")
+    watch = values["limitRanges"]["watch"]
+    # The service-account token is mounted iff the LimitRange watch needs it, and said so
+    # explicitly on the pod (which overrides the ServiceAccount's setting).
+    check(spec.get("automountServiceAccountToken") is watch,
+          f"pod automountServiceAccountToken is {spec.get('automountServiceAccountToken')!r}, not {watch} (limitRanges.watch)")
     psc = spec.get("securityContext", {})
     check(psc.get("runAsNonRoot") is True, "pod securityContext.runAsNonRoot is not true")
     check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", "pod seccompProfile is not RuntimeDefault")
@@ -137,6 +151,27 @@ def main():
     argmap = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
     check(argmap.get("listen", "").endswith(":8443"), "--listen is not :8443")
     check(argmap.get("metrics-listen", "").endswith(":9090"), "--metrics-listen is not :9090")
+    # --limit-ranges from limitRanges.watch, exactly once; the sync timeout only with the watch.
+    lr_args = [a for a in args if a == "--limit-ranges" or a.startswith("--limit-ranges=")]
+    check(lr_args == [f"--limit-ranges={'watch' if watch else 'off'}"],
+          f"--limit-ranges args are {lr_args}, expected --limit-ranges={'watch' if watch else 'off'} once")
+    st_args = [a for a in args if a.startswith("--limit-ranges-sync-timeout")]
+    if watch:
+        timeout = values["limitRanges"]["syncTimeoutSeconds"]
+        check(st_args == [f"--limit-ranges-sync-timeout={timeout}"],
+              f"--limit-ranges-sync-timeout args are {st_args}, expected ={timeout} once")
+        # /readyz is 503 until the first LimitRange list, for at most the sync timeout; the
+        # pod is then ready at the next readiness probe. That must come well before the
+        # rollout's progress deadline, and liveness must not wait for the watch.
+        rp = c.get("readinessProbe", {})
+        ready_by = (rp.get("initialDelaySeconds", 0) + timeout + rp.get("periodSeconds", 10) + rp.get("timeoutSeconds", 1))
+        deadline = dep["spec"].get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE)
+        check(ready_by < deadline, f"the pod may be ready only after {ready_by} s, beyond progressDeadlineSeconds {deadline}")
+        check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/readyz", "liveness probe waits for the LimitRange sync")
+        check("startupProbe" not in c or c["startupProbe"].get("httpGet", {}).get("path") != "/readyz",
+              "startupProbe on /readyz: a slow LimitRange sync would restart the pod")
+    else:
+        check(not st_args, f"--limit-ranges-sync-timeout passed although limitRanges.watch is off: {st_args}")
     env = {e["name"]: e for e in c.get("env", [])}
     wt = values["runtime"]["workerThreads"]
     if wt is None:
@@ -146,6 +181,16 @@ def main():
     check("GOMAXPROCS" not in env and "GOMEMLIMIT" not in env, "Go env vars on a Rust binary")
 
     mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    if not watch:
+        # No token by other means either: no projected serviceAccountToken, nothing at the
+        # token's path, no Secret of type service-account-token.
+        projected = [v["name"] for v in spec.get("volumes", [])
+                     for src in v.get("projected", {}).get("sources", []) if "serviceAccountToken" in src]
+        check(not projected, f"service-account token projected into volumes {projected} although limitRanges.watch is off")
+        check(not any(mp.rstrip("/").startswith(SA_TOKEN_DIR.rsplit("/", 1)[0]) for mp in mounts),
+              f"a volume is mounted under {SA_TOKEN_DIR} although limitRanges.watch is off")
+        check(not any(s.get("type") == "kubernetes.io/service-account-token" for s in by_kind.get("Secret", [])),
+              "a service-account-token Secret is rendered although limitRanges.watch is off")
     for m in mounts.values():
         check("subPath" not in m and "subPathExpr" not in m, f"volumeMount {m['name']} uses subPath (never updated)")
     vols = {v["name"]: v for v in spec.get("volumes", [])}
@@ -202,12 +247,40 @@ def main():
             check(pdbs[0]["spec"]["selector"]["matchLabels"] == sel, "PDB selector != Deployment selector")
     else:
         check(not pdbs, "PodDisruptionBudget rendered for a single replica (it would block node drains)")
+    sa_name = values["serviceAccount"]["name"] or (fullname if values["serviceAccount"]["create"] else "default")
+    check(spec.get("serviceAccountName") == sa_name, f"pod's serviceAccountName is {spec.get('serviceAccountName')}, not {sa_name}")
     if values["serviceAccount"]["create"]:
         sa = one("ServiceAccount")
         if sa:
-            check(sa.get("automountServiceAccountToken") is False, "ServiceAccount automountServiceAccountToken is not false")
+            check(sa.get("automountServiceAccountToken") is watch,
+                  f"ServiceAccount automountServiceAccountToken is {sa.get('automountServiceAccountToken')!r}, not {watch} (limitRanges.watch)")
             check(spec.get("serviceAccountName") == sa["metadata"]["name"], "pod does not use the chart's ServiceAccount")
-    check(not any(k in by_kind for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")), "RBAC rendered; none is needed")
+    else:
+        check(not by_kind.get("ServiceAccount"), "ServiceAccount rendered although serviceAccount.create is false")
+
+    # ---------------------------------------------------------------- RBAC
+    # Only with the LimitRange watch: one ClusterRole reading limitranges and nothing else,
+    # bound to the pod's ServiceAccount only.
+    if watch:
+        check(not by_kind.get("Role") and not by_kind.get("RoleBinding"), "namespaced Role/RoleBinding rendered")
+        role, binding = one("ClusterRole"), one("ClusterRoleBinding")
+        rbac_name = f"{fullname}-limitranges"
+        if role:
+            check(role["metadata"]["name"] == rbac_name, f"ClusterRole is named {role['metadata']['name']}, not {rbac_name}")
+            check(role["metadata"].get("labels") == dep["metadata"].get("labels"), "ClusterRole labels differ from the other objects'")
+            check("aggregationRule" not in role, "ClusterRole has an aggregationRule (it would gain other roles' rules)")
+            rules = [{k: (sorted(v) if isinstance(v, list) else v) for k, v in r.items()} for r in role.get("rules") or []]
+            check(rules == LIMIT_RANGE_RULES,
+                  f"ClusterRole rules are {role.get('rules')}, not exactly get, list, watch on core limitranges")
+        if binding:
+            check(binding["metadata"]["name"] == rbac_name, f"ClusterRoleBinding is named {binding['metadata']['name']}, not {rbac_name}")
+            check(binding["metadata"].get("labels") == dep["metadata"].get("labels"), "ClusterRoleBinding labels differ from the other objects'")
+            check(binding.get("roleRef") == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": rbac_name},
+                  f"ClusterRoleBinding roleRef is {binding.get('roleRef')}, not the chart's ClusterRole")
+            check(binding.get("subjects") == [{"kind": "ServiceAccount", "name": sa_name, "namespace": ns}],
+                  f"ClusterRoleBinding subjects are {binding.get('subjects')}, not only ServiceAccount {ns}/{sa_name}")
+    else:
+        check(not any(k in by_kind for k in RBAC_KINDS), "RBAC rendered although limitRanges.watch is off; none is needed")
 
     # ---------------------------------------------------------------- webhooks
     wh = values["webhooks"]
@@ -406,6 +479,16 @@ def main():
             ports_allowed = {p["port"] for r in np_["spec"]["ingress"] for p in r.get("ports", [])}
             check(ports_allowed == {"https", "metrics"}, f"NetworkPolicy allows ports {ports_allowed}")
             check(all(r.get("ports") for r in np_["spec"]["ingress"]), "NetworkPolicy ingress rule without ports")
+            # Egress: the API server rules (one per networkPolicy.apiServer entry, TCP to that
+            # block and port) only with the watch, then networkPolicy.egress; nothing else.
+            npv = values["networkPolicy"]
+            api_rules = [{"to": [{"ipBlock": {"cidr": e["cidr"]}}], "ports": [{"port": e["port"], "protocol": "TCP"}]}
+                         for e in (npv.get("apiServer") or [])] if watch else []
+            expected_egress = api_rules + (npv.get("egress") or [])
+            check(np_["spec"].get("egress") == expected_egress,
+                  f"NetworkPolicy egress is {np_['spec'].get('egress')}, expected {expected_egress}")
+            if watch:
+                check(bool(expected_egress), "NetworkPolicy allows no egress, so the LimitRange watch cannot reach the API server")
     else:
         check(not by_kind.get("NetworkPolicy"), "NetworkPolicy rendered although disabled")
     if values["metrics"]["serviceMonitor"]["enabled"]:

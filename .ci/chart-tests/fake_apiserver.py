@@ -1,27 +1,38 @@
 #!/usr/bin/env python3
-"""A minimal read-only Kubernetes API stand-in, so Helm's `lookup` can be tested offline.
+"""A minimal read-only Kubernetes API stand-in, so Helm's `lookup` and the server's
+LimitRange watch can be tested offline.
 
 usage: fake_apiserver.py PORTFILE [OBJECT.yaml ...]
 
-Serves discovery for core/v1 and GET of the given objects (by namespace, kind, name);
-every other GET gets an empty list or a 404 Status. Writes the chosen port to PORTFILE and
-logs each request path to stderr. Helm runs `helm template --dry-run=server
---kube-apiserver http://127.0.0.1:PORT` against it.
+Serves discovery for the groups the chart renders and GET of the given objects (by
+namespace, kind, name); every other GET gets an empty list or a 404 Status. LimitRanges are
+also listed cluster-wide (GET /api/v1/limitranges), and watched there (?watch=true): the
+watch sends no event and ends after WATCH_HOLD_SECONDS, as a server-side timeout would.
+Writes get 405. Every request is recorded in REQUESTS as (method, path, query). Writes the
+chosen port to PORTFILE and logs each request path to stderr. Helm runs `helm template
+--dry-run=server --kube-apiserver http://127.0.0.1:PORT` against it.
 """
 import json
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import yaml
 
 OBJECTS = {}
+REQUESTS = []  # (method, path, {query key: [values]}), in arrival order
+WATCH_HOLD_SECONDS = 5
 # group/version -> {kind: (resource, namespaced)}: what the chart renders in certs.mode=helm.
 DISCOVERY = {
     "v1": {"Secret": ("secrets", True), "ConfigMap": ("configmaps", True), "Service": ("services", True),
-           "ServiceAccount": ("serviceaccounts", True), "Namespace": ("namespaces", False)},
+           "ServiceAccount": ("serviceaccounts", True), "Namespace": ("namespaces", False),
+           "LimitRange": ("limitranges", True)},
     "apps/v1": {"Deployment": ("deployments", True)},
     "policy/v1": {"PodDisruptionBudget": ("poddisruptionbudgets", True)},
     "networking.k8s.io/v1": {"NetworkPolicy": ("networkpolicies", True)},
+    "rbac.authorization.k8s.io/v1": {"ClusterRole": ("clusterroles", False),
+                                     "ClusterRoleBinding": ("clusterrolebindings", False)},
     "admissionregistration.k8s.io/v1": {
         "MutatingWebhookConfiguration": ("mutatingwebhookconfigurations", False),
         "ValidatingWebhookConfiguration": ("validatingwebhookconfigurations", False)},
@@ -64,6 +75,10 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/apis/") and path[len("/apis/"):] in DISCOVERY:
             return 200, resource_list(path[len("/apis/"):])
         parts = path.strip("/").split("/")
+        # /api/v1/limitranges: every namespace's (the watch's list)
+        if parts == ["api", "v1", "limitranges"]:
+            items = [o for (_, k, _), o in OBJECTS.items() if k == "LimitRange"]
+            return 200, {"kind": "LimitRangeList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}
         # /api/v1/namespaces/NS/RESOURCE[/NAME]
         if len(parts) in (5, 6) and parts[:3] == ["api", "v1", "namespaces"]:
             ns, res = parts[3], parts[4]
@@ -80,6 +95,11 @@ class Handler(BaseHTTPRequestHandler):
         return status(404, "NotFound", "the server could not find the requested resource")
 
     def do_GET(self):  # noqa: N802
+        path, _, query = self.path.partition("?")
+        params = parse_qs(query)
+        REQUESTS.append(("GET", path, params))
+        if params.get("watch", [""])[0] in ("true", "1"):
+            return self.hold_watch()
         code, body = self.route()
         data = json.dumps(body).encode()
         self.send_response(code)
@@ -87,6 +107,28 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+    def hold_watch(self):
+        """A watch that sends no event and ends after WATCH_HOLD_SECONDS (the client then
+        watches again from the same resourceVersion)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.flush()
+        time.sleep(WATCH_HOLD_SECONDS)
+
+    def refuse_write(self):
+        path, _, query = self.path.partition("?")
+        REQUESTS.append((self.command, path, parse_qs(query)))
+        data = json.dumps(status(405, "MethodNotAllowed", "the fake API server is read-only")[1]).encode()
+        self.send_response(405)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = refuse_write  # noqa: N815
 
 
 def main():

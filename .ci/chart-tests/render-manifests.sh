@@ -12,6 +12,9 @@ cat <<'EOF'
 # cert-manager (https://cert-manager.io), which issues the webhook certificate.
 # Installs into the namespace "deployguard" with the chart's defaults (policy in enforce
 # mode); to start in warn mode, edit defaultMode in the deployguard-policy ConfigMap.
+# The LimitRange watch is on: a ClusterRole reads limitranges (get, list, watch) for the
+# deployguard ServiceAccount, whose token is mounted. To turn it off, render the chart
+# with limitRanges.watch=false (no RBAC, no token).
 ---
 apiVersion: v1
 kind: Namespace

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Writes broken variants of a rendered chart, to prove the checks catch them.
 
-usage: tamper.py RENDERED.yaml OUT_DIR FIXTURE_CA.pem
+usage: tamper.py RENDERED.yaml OUT_DIR FIXTURE_CA.pem [VARIANT=VARIANT_RENDERED.yaml ...]
 
-Writes OUT_DIR/NAME.yaml for each tampering and prints the names, one a line.
+RENDERED.yaml is the render with the chart's defaults; each VARIANT (the name of a values
+file in .ci/chart-tests/values/) names another render, which the tamperings listed under
+that variant start from. Writes OUT_DIR/NAME.yaml for each tampering and prints, one a
+line, NAME for a tampered default render and "NAME VARIANT" for a tampered variant (to be
+checked with that variant's values).
 """
 import base64
 import copy
@@ -80,10 +84,96 @@ def policy_without_ns(docs, ns):
     cm["data"]["policy.yaml"] = yaml.safe_dump(policy)
 
 
+def pod_spec(docs):
+    return find(docs, "Deployment")["spec"]["template"]["spec"]
+
+
+def cluster_role(docs):
+    return find(docs, "ClusterRole")
+
+
+def role_rule(docs):
+    return cluster_role(docs)["rules"][0]
+
+
+def binding(docs):
+    return find(docs, "ClusterRoleBinding")
+
+
+def drop_kinds(docs, *kinds):
+    for d in [d for d in docs if d["kind"] in kinds]:
+        docs.remove(d)
+
+
+def set_arg(docs, prefix, new):
+    """Replaces the container arg starting with prefix by new (drops it if new is None)."""
+    args = container(docs)["args"]
+    i = next(i for i, a in enumerate(args) if a.startswith(prefix))
+    if new is None:
+        args.pop(i)
+    else:
+        args[i] = new
+
+
+def project_token(docs):
+    spec = pod_spec(docs)
+    spec["volumes"].append({"name": "kube-api-access", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]}})
+    container(docs)["volumeMounts"].append(
+        {"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True})
+
+
+def egress(docs):
+    return find(docs, "NetworkPolicy")["spec"]["egress"]
+
+
+API_RULE = {"to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
+DNS_RULE = {"to": [{"namespaceSelector": {}}], "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+
+
+def variant_tamperings(base):
+    """Tamperings of other renders, by values file: {variant: {name: fn}}."""
+    rbac = [d for d in base if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    return {
+        # --limit-ranges off: no token, no RBAC, no egress
+        "limitranges-off": {
+            "token-mounted-with-watch-off": lambda d: pod_spec(d).update(automountServiceAccountToken=True),
+            "token-mount-left-to-service-account": lambda d: pod_spec(d).pop("automountServiceAccountToken"),
+            "service-account-token-with-watch-off": lambda d: find(d, "ServiceAccount").update(automountServiceAccountToken=True),
+            "token-projected-with-watch-off": project_token,
+            "rbac-with-watch-off": lambda d: d.extend(copy.deepcopy(rbac)),
+            "watch-arg-with-watch-off": lambda d: set_arg(d, "--limit-ranges=", "--limit-ranges=watch"),
+            "off-arg-missing": lambda d: set_arg(d, "--limit-ranges=", None),
+        },
+        "limitranges-off-networkpolicy": {
+            "egress-to-api-server-with-watch-off": lambda d: egress(d).append(copy.deepcopy(API_RULE)),
+            "egress-to-dns-with-watch-off": lambda d: egress(d).append(copy.deepcopy(DNS_RULE)),
+        },
+        # the watch with the NetworkPolicy and networkPolicy.apiServer
+        "full": {
+            "egress-api-server-any-port": lambda d: egress(d)[0].pop("ports"),
+            "egress-api-server-any-address": lambda d: egress(d)[0].pop("to"),
+            "egress-api-server-rule-dropped": lambda d: egress(d).pop(0),
+            "egress-allow-all": lambda d: egress(d).append({}),
+            "egress-dns-added": lambda d: egress(d).append(copy.deepcopy(DNS_RULE)),
+            "sync-timeout-not-from-values": lambda d: set_arg(d, "--limit-ranges-sync-timeout=", "--limit-ranges-sync-timeout=10"),
+        },
+        "serviceaccount-existing": {
+            "rbac-bound-to-default-service-account": lambda d: binding(d)["subjects"][0].update(name="default"),
+        },
+    }
+
+
 def main():
     rendered, out, ca_file = sys.argv[1:4]
     with open(rendered) as fh:
         base = [d for d in yaml.safe_load_all(fh) if d]
+    variants = {}
+    for arg in sys.argv[4:]:
+        name, path = arg.split("=", 1)
+        with open(path) as fh:
+            variants[name] = [d for d in yaml.safe_load_all(fh) if d]
     ns = find(base, "Deployment")["metadata"]["namespace"]
     other_ca = base64.b64encode(open(ca_file, "rb").read()).decode()
     secret_data = lambda d: find(d, "Secret")["data"]  # noqa: E731
@@ -103,7 +193,38 @@ def main():
         "policy-mounted-with-subpath": lambda d: container(d)["volumeMounts"][1].update(subPath="policy.yaml"),
         "writable-root-filesystem": lambda d: container(d)["securityContext"].update(readOnlyRootFilesystem=False),
         "capabilities-kept": lambda d: container(d)["securityContext"].pop("capabilities"),
-        "token-mounted": lambda d: find(d, "Deployment")["spec"]["template"]["spec"].pop("automountServiceAccountToken"),
+        # the LimitRange watch (on by default): RBAC for exactly get/list/watch on limitranges,
+        # the token, the arg
+        "rbac-verb-create": lambda d: role_rule(d)["verbs"].append("create"),
+        "rbac-verb-delete": lambda d: role_rule(d)["verbs"].append("delete"),
+        "rbac-verbs-wildcard": lambda d: role_rule(d).update(verbs=["*"]),
+        "rbac-resources-wildcard": lambda d: role_rule(d).update(resources=["*"]),
+        "rbac-resource-secrets-added": lambda d: role_rule(d)["resources"].append("secrets"),
+        "rbac-api-groups-wildcard": lambda d: role_rule(d).update(apiGroups=["*"]),
+        "rbac-rule-for-secrets-added": lambda d: cluster_role(d)["rules"].append(
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}),
+        "rbac-non-resource-urls": lambda d: cluster_role(d)["rules"].append({"nonResourceURLs": ["*"], "verbs": ["get"]}),
+        "rbac-aggregation-rule": lambda d: cluster_role(d).update(aggregationRule={"clusterRoleSelectors": [
+            {"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}]}),
+        "rbac-watch-missing": lambda d: role_rule(d)["verbs"].remove("watch"),
+        "rbac-resource-names": lambda d: role_rule(d).update(resourceNames=["limits"]),
+        "rbac-bound-to-cluster-admin": lambda d: binding(d)["roleRef"].update(name="cluster-admin"),
+        "rbac-bound-to-all-service-accounts": lambda d: binding(d).update(subjects=[
+            {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:serviceaccounts"}]),
+        "rbac-bound-to-other-namespace": lambda d: binding(d)["subjects"][0].update(namespace="default"),
+        "rbac-missing": lambda d: drop_kinds(d, "ClusterRole", "ClusterRoleBinding"),
+        "rbac-binding-missing": lambda d: drop_kinds(d, "ClusterRoleBinding"),
+        "rbac-namespaced-role-added": lambda d: d.append(dict(copy.deepcopy(cluster_role(d)), kind="Role",
+                                                             metadata=dict(cluster_role(d)["metadata"], namespace=ns))),
+        "rbac-unlabelled": lambda d: cluster_role(d)["metadata"].pop("labels"),
+        "token-not-mounted-with-watch": lambda d: pod_spec(d).update(automountServiceAccountToken=False),
+        "service-account-token-off-with-watch": lambda d: find(d, "ServiceAccount").update(automountServiceAccountToken=False),
+        "watch-arg-missing": lambda d: set_arg(d, "--limit-ranges=", None),
+        "watch-arg-off": lambda d: set_arg(d, "--limit-ranges=", "--limit-ranges=off"),
+        "watch-arg-twice": lambda d: container(d)["args"].append("--limit-ranges=off"),
+        "sync-timeout-arg-missing": lambda d: set_arg(d, "--limit-ranges-sync-timeout=", None),
+        "liveness-waits-for-sync": lambda d: container(d)["livenessProbe"]["httpGet"].update(path="/readyz"),
+        "readiness-outlasts-progress-deadline": lambda d: container(d)["readinessProbe"].update(initialDelaySeconds=600),
         "no-memory-limit": lambda d: container(d)["resources"]["limits"].pop("memory"),
         "readiness-on-healthz": lambda d: container(d)["readinessProbe"]["httpGet"].update(path="/healthz"),
         "no-pdb": lambda d: d.remove(find(d, "PodDisruptionBudget")),
@@ -138,12 +259,19 @@ def main():
         "kube-public-still-called": lambda d: drop_ns_validating(d, "kube-public"),
     }
     os.makedirs(out, exist_ok=True)
-    for name, fn in tamperings.items():
-        docs = copy.deepcopy(base)
+    jobs = [(name, fn, base, None) for name, fn in tamperings.items()]
+    for variant, fns in variant_tamperings(base).items():
+        if variant not in variants:
+            sys.exit(f"tamper.py: no render given for variant {variant} ({variant}=RENDERED.yaml)")
+        jobs += [(name, fn, variants[variant], variant) for name, fn in fns.items()]
+    names = [j[0] for j in jobs]
+    assert len(set(names)) == len(names), "duplicate tampering names"
+    for name, fn, start, variant in jobs:
+        docs = copy.deepcopy(start)
         fn(docs)
         with open(os.path.join(out, f"{name}.yaml"), "w") as fh:
             yaml.safe_dump_all(docs, fh, sort_keys=False)
-        print(name)
+        print(name if variant is None else f"{name} {variant}")
 
 
 if __name__ == "__main__":
