@@ -74,12 +74,9 @@ fn check_settings(
                 Mode::Enforce,
                 format!(
                     "{field} timeoutSeconds ({}) is not below periodSeconds ({}) — the kubelet runs this probe \
-                     one attempt at a time, so an attempt that hangs delays the next and checks come every {}s, \
-                     not every {}s; make timeoutSeconds shorter than periodSeconds",
-                    probe.timeout_seconds,
-                    probe.period_seconds,
-                    probe.timeout_seconds,
-                    probe.period_seconds
+                     one attempt at a time, so an attempt that hangs until its timeout holds up the next one and \
+                     the probe falls behind its period; make timeoutSeconds shorter than periodSeconds",
+                    probe.timeout_seconds, probe.period_seconds
                 ),
             ));
         }
