@@ -1,12 +1,17 @@
-//! What every request handler shares: the policy in force, readiness and the metrics.
+//! What every request handler shares: the policy in force, the cluster's LimitRanges,
+//! readiness and the metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 
+use super::limit_ranges::LimitRangeView;
 use super::metrics::Metrics;
-use crate::policy::Policy;
+use crate::policy::{LimitRanges, Policy};
+
+/// What requests judge with under `--limit-ranges off`.
+pub static NO_LIMIT_RANGES: LimitRanges = LimitRanges::new();
 
 #[derive(Debug)]
 pub(crate) struct App {
@@ -15,6 +20,8 @@ pub(crate) struct App {
     ready: AtomicBool,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// `None` under `--limit-ranges off`.
+    pub limit_ranges: Option<Arc<LimitRangeView>>,
 }
 
 impl App {
@@ -24,7 +31,19 @@ impl App {
             ready: AtomicBool::new(true),
             metrics,
             max_body_bytes,
+            limit_ranges: None,
         }
+    }
+
+    pub fn with_limit_ranges(mut self, view: Arc<LimitRangeView>) -> App {
+        self.limit_ranges = Some(view);
+        self
+    }
+
+    /// The LimitRanges to judge a request with (`None`: none, as under
+    /// `--limit-ranges off`); one load per request, like the policy.
+    pub fn limit_ranges_snapshot(&self) -> Option<Arc<LimitRanges>> {
+        self.limit_ranges.as_ref().map(|view| view.snapshot())
     }
 
     pub fn is_ready(&self) -> bool {

@@ -1,5 +1,6 @@
 //! The log subscriber: JSON lines in production, readable text by hand. `RUST_LOG`
-//! overrides the level (default `info`).
+//! overrides the level (default `info`, without kube-rs's line per failed API request:
+//! the LimitRange watch and live read log each failure themselves, with what it means).
 //!
 //! Lines are handed to a writer thread that writes them in batches: one `write` per line
 //! on the request path cost about a tenth of the throughput (BENCHMARKS.md). The queue
@@ -14,7 +15,8 @@ use super::LogFormat;
 
 /// Keep the guard until exit: dropping it flushes the lines still queued.
 pub fn init(format: LogFormat) -> WorkerGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,kube_client::client::builder=off"));
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         // 16 Ki lines (~2 s of logs at full load) bound the queue's memory.

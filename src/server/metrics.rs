@@ -22,6 +22,10 @@ use prometheus_client::registry::Registry;
 use crate::admission::{Endpoint, ReviewSummary};
 use crate::workload::WorkloadKind;
 
+mod limit_ranges;
+
+pub use limit_ranges::{LimitRangeMetrics, LiveRead};
+
 /// OpenMetrics text, which Prometheus negotiates and parses.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -80,6 +84,7 @@ pub struct Metrics {
     pub cert_not_after: Gauge,
     pub handshake_failures: Counter,
     pub open_connections: Gauge,
+    pub limit_ranges: LimitRangeMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -93,6 +98,13 @@ fn outcome(ok: bool) -> OutcomeLabels {
 }
 
 impl Metrics {
+    /// The metrics of a server that watches LimitRanges: [`Metrics::new`]'s and the watch's.
+    pub fn with_limit_range_watch() -> Metrics {
+        let mut metrics = Metrics::new();
+        metrics.limit_ranges.register(&mut metrics.registry);
+        metrics
+    }
+
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("deployguard");
         let reviews = Family::default();
@@ -186,6 +198,7 @@ impl Metrics {
             cert_not_after,
             handshake_failures,
             open_connections,
+            limit_ranges: LimitRangeMetrics::default(),
         }
     }
 

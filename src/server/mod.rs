@@ -7,6 +7,7 @@ mod app;
 mod body;
 mod connection_timeouts;
 mod devcert;
+mod limit_ranges;
 mod listener;
 mod logging;
 mod metrics;
@@ -27,6 +28,7 @@ use clap::Args;
 use thiserror::Error;
 
 pub use devcert::DevCertError;
+pub use limit_ranges::LimitRangeError;
 pub use start::{RunningServer, start};
 pub use tls::TlsError;
 
@@ -103,6 +105,45 @@ pub struct ServeArgs {
         default_value = "/tmp/deployguard-dev"
     )]
     pub dev_cert_dir: PathBuf,
+    /// The LimitRange watch (boxed: these arguments are a variant of the CLI's command
+    /// enum, which clippy wants small).
+    #[command(flatten)]
+    pub limit_ranges: Box<LimitRangeArgs>,
+}
+
+/// `serve`'s LimitRange options.
+#[derive(Debug, Clone, Args)]
+pub struct LimitRangeArgs {
+    /// The cluster's LimitRanges: `watch` watches them cluster-wide (RBAC: list and watch
+    /// limitranges), so that their defaults and bounds apply to templates as LimitRanger
+    /// will apply them to the pods; `off` judges templates as written.
+    #[arg(
+        long = "limit-ranges",
+        env = "DEPLOYGUARD_LIMIT_RANGES",
+        value_enum,
+        default_value = "off"
+    )]
+    pub mode: LimitRangeMode,
+    /// Seconds /readyz waits for the first complete list of LimitRanges; then the server is
+    /// ready without LimitRange data (logged, in /readyz's body and
+    /// deployguard_limit_ranges_synced 0) until the list completes.
+    #[arg(
+        long = "limit-ranges-sync-timeout",
+        env = "DEPLOYGUARD_LIMIT_RANGES_SYNC_TIMEOUT",
+        default_value_t = 10
+    )]
+    pub sync_timeout: u64,
+    /// API server URL for --limit-ranges watch, reached without credentials (kubectl
+    /// proxy's http://127.0.0.1:8001, tests). Without it: KUBECONFIG, else the in-cluster
+    /// service account.
+    #[arg(long, env = "DEPLOYGUARD_KUBE_API_URL")]
+    pub kube_api_url: Option<axum::http::Uri>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LimitRangeMode {
+    Watch,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -125,6 +166,8 @@ pub enum ServerError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     DevCert(#[from] DevCertError),
+    #[error(transparent)]
+    LimitRanges(#[from] LimitRangeError),
     #[error("{flag} must be at least {min}")]
     Invalid { flag: &'static str, min: u64 },
     #[error("the TLS library's random number generator failed")]

@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use tracing::{info, warn};
 
-use super::app::App;
+use super::app::{App, NO_LIMIT_RANGES};
 use super::body::{BodyError, read_limited};
+use super::limit_ranges::second_look;
 use super::middleware::{self, Limits};
-use crate::admission::{Endpoint, ReviewSummary, review};
+use crate::admission::{Endpoint, ReviewSummary, review_in};
 
 pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
     let limits = Limits {
@@ -77,10 +78,15 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.is_ready() {
-        "ok\n".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    if !app.is_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match app.limit_ranges.as_deref().map(|view| view.readiness()) {
+        None => "ok\n".into_response(),
+        Some((true, detail)) => format!("{detail}\n").into_response(),
+        Some((false, detail)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{detail}\n")).into_response()
+        }
     }
 }
 
@@ -119,10 +125,19 @@ async fn answer(app: &App, endpoint: Endpoint, request: Request) -> Response {
             format!("cannot read the request body: {error}"),
         ),
         Ok(body) => {
-            // One load per request: a reload in the middle never mixes two policies.
-            let policy = app.policy.load();
-            match review(&policy, endpoint, &body) {
+            // One load per request: a reload in the middle never mixes two policies, nor
+            // two views of the LimitRanges.
+            let policy = app.policy.load_full();
+            let snapshot = app.limit_ranges_snapshot();
+            let limit_ranges = snapshot.as_deref().unwrap_or(&NO_LIMIT_RANGES);
+            match review_in(&policy, limit_ranges, endpoint, &body) {
                 Ok(outcome) => {
+                    let outcome = match &app.limit_ranges {
+                        Some(view) => {
+                            second_look(view, &policy, limit_ranges, endpoint, &body, outcome).await
+                        }
+                        None => outcome,
+                    };
                     log_review(endpoint, &outcome.summary, started.elapsed());
                     app.metrics.record_review(endpoint, &outcome.summary);
                     (

@@ -38,6 +38,7 @@ impl RunningServer {
                 let _ = self.abort.send(true);
             }
         }
+        self.limit_range_watch = None;
         let _ = self.stop_metrics.send(true);
         let _ = (&mut self.metrics_server).await;
         info!("stopped");

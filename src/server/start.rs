@@ -1,5 +1,5 @@
 //! Start-up: load the policy and the certificate (or make a development one), bind both
-//! ports, spawn the accept loop, the metrics server and the reloader.
+//! ports, spawn the accept loop, the metrics server, the reloader and the LimitRange watch.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,11 +14,12 @@ use tracing::{info, warn};
 
 use super::app::App;
 use super::connection_timeouts::{Evictions, Timeouts};
+use super::limit_ranges::{self, LimitRangeView, WatchHandle};
 use super::listener::{Listener, Stages, raised};
 use super::metrics::{self, Metrics};
 use super::reload::{CertFiles, PolicyFile, ReloadHandle, Reloader};
 use super::tls::{CertResolver, LoadedCert, TlsError, certified, load_cert, server_config};
-use super::{ServeArgs, ServerError, devcert, routes};
+use super::{LimitRangeMode, ServeArgs, ServerError, devcert, routes};
 use crate::config::{ConfigError, parse_policy};
 use crate::policy::Policy;
 
@@ -38,6 +39,7 @@ pub struct RunningServer {
     pub(super) listener: JoinHandle<()>,
     pub(super) metrics_server: JoinHandle<()>,
     pub(super) reloader: Option<ReloadHandle>,
+    pub(super) limit_range_watch: Option<WatchHandle>,
     pub(super) drain_delay: Duration,
     pub(super) grace: Duration,
 }
@@ -63,7 +65,12 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         let provider = provider.clone();
         move || provider.secure_random.fill(&mut [0u8; 32])
     });
-    let metrics = Arc::new(Metrics::new());
+    let watching = args.limit_ranges.mode == LimitRangeMode::Watch;
+    let metrics = Arc::new(if watching {
+        Metrics::with_limit_range_watch()
+    } else {
+        Metrics::new()
+    });
 
     let (policy, policy_file) = match &args.config {
         None => (Policy::default(), None),
@@ -109,6 +116,25 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         provider.clone(),
     )?;
 
+    // Before binding: a server told to watch that has no API to watch must not start.
+    let limit_range_view = match args.limit_ranges.mode {
+        LimitRangeMode::Watch => {
+            let client = limit_ranges::client(args.limit_ranges.kube_api_url.as_ref()).await?;
+            Some(Arc::new(LimitRangeView::new(
+                client,
+                Duration::from_secs(args.limit_ranges.sync_timeout),
+                Duration::from_secs(args.request_timeout),
+                metrics.clone(),
+            )))
+        }
+        LimitRangeMode::Off => {
+            if args.limit_ranges.kube_api_url.is_some() {
+                warn!("--kube-api-url is ignored: --limit-ranges is off");
+            }
+            None
+        }
+    };
+
     if !matches!(seeding.await, Ok(Ok(()))) {
         return Err(ServerError::Randomness);
     }
@@ -118,7 +144,13 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
     let local_addr = local_addr_of(&tcp, args.listen, "--listen")?;
     let metrics_addr = local_addr_of(&metrics_tcp, args.metrics_listen, "--metrics-listen")?;
 
-    let app = Arc::new(App::new(policy, metrics.clone(), args.max_body_bytes));
+    let mut app = App::new(policy, metrics.clone(), args.max_body_bytes);
+    let mut limit_range_watch = None;
+    if let Some(view) = limit_range_view {
+        limit_range_watch = Some(view.spawn_watch());
+        app = app.with_limit_ranges(view);
+    }
+    let app = Arc::new(app);
     let (stop_accepting, stop_rx) = watch::channel(false);
     let (graceful, graceful_rx) = watch::channel(false);
     let (abort, abort_rx) = watch::channel(false);
@@ -179,6 +211,7 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         metrics_listen = %metrics_addr,
         config = %args.config.as_ref().map_or("(default policy)".into(), |p| p.display().to_string()),
         mtls = args.client_ca.is_some(),
+        limit_ranges = if watching { "watch" } else { "off" },
         "deployguard ready"
     );
 
@@ -196,6 +229,7 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         listener,
         metrics_server,
         reloader,
+        limit_range_watch,
         drain_delay: Duration::from_secs(args.drain_delay),
         grace: Duration::from_secs(args.shutdown_grace),
     })
