@@ -14,6 +14,9 @@ use thiserror::Error;
 pub struct Document<'a> {
     /// 0-based position in the file; every document counts, empty ones too.
     pub index: usize,
+    /// 1-based line of the file where `text` starts (the `---` line of a document that
+    /// one opens), so positions inside `text` can be turned into the file's lines.
+    pub line: usize,
     /// `None` for an empty document.
     pub value: Option<Value>,
     /// The document's own text, for printing it back unchanged.
@@ -24,6 +27,9 @@ pub struct Document<'a> {
 #[error("document {index}: {message}")]
 pub struct DocumentError {
     pub index: usize,
+    /// 1-based line of the file: where the parser stopped, or where the document starts
+    /// when it gives no position.
+    pub line: usize,
     pub message: String,
 }
 
@@ -38,13 +44,19 @@ pub fn parse_documents(text: &str, json: bool) -> Vec<Result<Document<'_>, Docum
         .into_iter()
         .enumerate()
         .map(|(index, chunk)| {
+            let line = chunk.first_line + 1;
             parse_yaml_document(chunk.text, chunk.first_line)
                 .map(|value| Document {
                     index,
+                    line,
                     value,
                     text: chunk.text,
                 })
-                .map_err(|message| DocumentError { index, message })
+                .map_err(|(message, error_line)| DocumentError {
+                    index,
+                    line: error_line.unwrap_or(line),
+                    message,
+                })
         })
         .collect()
 }
@@ -53,30 +65,49 @@ fn parse_json_stream(text: &str) -> Vec<Result<Document<'_>, DocumentError>> {
     let mut results = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     let mut start = 0;
+    // Lines before `start`, counted as the stream advances rather than from the top.
+    let mut line = 1;
     while let Some(next) = stream.next() {
         let index = results.len();
         let end = stream.byte_offset();
+        let raw = &text[start..end];
+        let own = raw.trim();
+        let leading = raw.len() - raw.trim_start().len();
+        let own_line = line + newlines(&raw[..leading]);
         match next {
             Ok(value) => results.push(Ok(Document {
                 index,
+                line: own_line,
                 value: Some(value),
-                text: text[start..end].trim(),
+                text: own,
             })),
             Err(error) => {
                 // A JSON stream cannot be resynchronised after a syntax error.
                 results.push(Err(DocumentError {
                     index,
+                    // serde_json counts the lines of the whole stream, as the file does.
+                    line: error.line().max(own_line),
                     message: format!("invalid JSON: {error}"),
                 }));
                 break;
             }
         }
+        line += newlines(raw);
         start = end;
     }
     results
 }
 
-fn parse_yaml_document(text: &str, first_line: usize) -> Result<Option<Value>, String> {
+fn newlines(text: &str) -> usize {
+    text.bytes().filter(|&b| b == b'\n').count()
+}
+
+/// The document's value, or the message and (when the parser knows it) the file's line
+/// of what is wrong.
+fn parse_yaml_document(
+    text: &str,
+    first_line: usize,
+) -> Result<Option<Value>, (String, Option<usize>)> {
     if text.trim_start().starts_with('{') {
         if let Ok(value) = serde_json::from_str::<Value>(text) {
             return Ok(Some(value));
@@ -85,7 +116,15 @@ fn parse_yaml_document(text: &str, first_line: usize) -> Result<Option<Value>, S
     serde_saphyr::from_str::<Option<Value>>(text).map_err(|error| {
         // Line numbers in the message are the file's, not the document's.
         let options = serde_saphyr::render_options! { line_offset: first_line as u64 };
-        format!("invalid YAML: {}", error.render_with_options(options))
+        let line = error
+            .location()
+            .and_then(|at| usize::try_from(at.line()).ok())
+            .filter(|&line| line > 0)
+            .map(|line| first_line + line);
+        (
+            format!("invalid YAML: {}", error.render_with_options(options)),
+            line,
+        )
     })
 }
 
@@ -203,6 +242,26 @@ mod tests {
             error.message.contains("line 3"),
             "line numbers are the file's: {error}"
         );
+    }
+
+    #[test]
+    fn documents_and_errors_know_their_lines() {
+        let text = "# head\n---\na: 1\n---\n\n# c\nb: [unclosed\n---\nc: 3\n";
+        let docs = parse_documents(text, false);
+        assert_eq!(docs[0].as_ref().unwrap().line, 2, "the `---` line");
+        let error = docs[1].as_ref().unwrap_err();
+        assert_eq!(error.line, 7, "where the bracket opens: {error:?}");
+        assert_eq!(docs[2].as_ref().unwrap().line, 8);
+        let json = "\n{\"a\": 1}\n\n  {\"b\":\n 2}\n{\"c\": ";
+        let docs = parse_documents(json, true);
+        let lines: Vec<usize> = docs
+            .iter()
+            .map(|d| match d {
+                Ok(d) => d.line,
+                Err(e) => e.line,
+            })
+            .collect();
+        assert_eq!(lines, [2, 4, 6]);
     }
 
     #[test]

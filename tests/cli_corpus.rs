@@ -119,7 +119,7 @@ fn examples_exit_codes() {
     assert_eq!(exit_code(&bad), 1);
     let text = String::from_utf8_lossy(&bad.stdout);
     assert!(
-        text.contains("noncompliant-deployment.yaml:0 Deployment/shop/payments container \"payments\": no readinessProbe"),
+        text.contains("noncompliant-deployment.yaml:4 Deployment/shop/payments container \"payments\": no readinessProbe"),
         "{text}"
     );
     assert!(text.contains("(readiness-probe) [enforce]"), "{text}");
@@ -151,7 +151,7 @@ fn input_errors_name_the_file_and_document_and_exit_2() {
     let text = deployguard(&["check", "-"], Some(input));
     let stderr = String::from_utf8_lossy(&text.stderr);
     assert!(
-        stderr.contains("-: document 1: spec.containers[0].resources.limits.memory: \"12Mb\""),
+        stderr.contains("-:4: document 1: spec.containers[0].resources.limits.memory: \"12Mb\""),
         "{stderr}"
     );
     let missing = deployguard(&["check", "/nonexistent/file.yaml"], None);

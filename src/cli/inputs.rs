@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::exclude::Excludes;
 use crate::documents::{Document, DocumentError, parse_documents};
 
 /// A file (or stdin) to read.
@@ -53,8 +54,9 @@ fn is_manifest(path: &Path) -> bool {
         .is_some_and(|ext| matches!(ext, "yaml" | "yml" | "json"))
 }
 
-/// Expands the command-line paths: directories are walked in name order.
-pub fn expand(paths: &[String]) -> Result<Vec<Input>> {
+/// Expands the command-line paths: directories are walked in name order. Excluded paths
+/// are left out whether named or found, and excluded directories are not entered.
+pub fn expand(paths: &[String], excludes: &Excludes) -> Result<Vec<Input>> {
     let mut inputs = Vec::new();
     for name in paths {
         if name == "-" {
@@ -65,9 +67,12 @@ pub fn expand(paths: &[String]) -> Result<Vec<Input>> {
             continue;
         }
         let path = PathBuf::from(name);
+        if excludes.excludes(&path) {
+            continue;
+        }
         let meta = fs::metadata(&path).with_context(|| format!("cannot read {name}"))?;
         if meta.is_dir() {
-            walk(&path, &mut inputs, &mut HashSet::new())
+            walk(&path, excludes, &mut inputs, &mut HashSet::new())
                 .with_context(|| format!("cannot list {name}"))?;
         } else {
             inputs.push(Input {
@@ -83,6 +88,7 @@ pub fn expand(paths: &[String]) -> Result<Vec<Input>> {
 /// link back to a parent cannot loop.
 fn walk(
     dir: &Path,
+    excludes: &Excludes,
     inputs: &mut Vec<Input>,
     entered: &mut HashSet<PathBuf>,
 ) -> std::io::Result<()> {
@@ -93,9 +99,9 @@ fn walk(
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
     entries.sort();
-    for path in entries {
+    for path in entries.into_iter().filter(|path| !excludes.excludes(path)) {
         if path.is_dir() {
-            walk(&path, inputs, entered)?;
+            walk(&path, excludes, inputs, entered)?;
         } else if is_manifest(&path) {
             inputs.push(Input {
                 name: path.display().to_string(),

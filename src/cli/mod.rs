@@ -2,10 +2,16 @@
 //! thin door onto the library; this is the binary's edge, where errors become exit codes.
 
 mod check;
+mod classify;
+mod containers;
+mod exclude;
 mod inputs;
+mod locate;
 mod mutate;
 mod output;
+mod report;
 mod review;
+mod scan;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -8,6 +8,7 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
+use super::exclude::Excludes;
 use super::inputs::expand;
 use super::output::print_json;
 use super::{CliResult, input_error, policy_from};
@@ -40,7 +41,7 @@ enum MutateOutput {
 
 pub fn run(args: MutateArgs) -> CliResult {
     let policy = policy_from(args.config.as_ref())?;
-    let inputs = expand(&args.paths).map_err(input_error)?;
+    let inputs = expand(&args.paths, &Excludes::default()).map_err(input_error)?;
     let mut errors = 0;
     let mut json_documents = Vec::new();
     let texts: Vec<_> = inputs

@@ -14,6 +14,19 @@ pub fn print_json(value: &impl Serialize) {
     }
 }
 
+/// Writes `text` to standard output; a closed pipe ends the output quietly.
+pub fn print_text(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// `value` as indented JSON with a final newline.
+pub fn json_text(value: &impl Serialize) -> String {
+    // Serializing values built in memory (string keys only) cannot fail.
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 pub struct Paint {
     colour: bool,
 }
@@ -23,6 +36,11 @@ impl Paint {
         Paint {
             colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         }
+    }
+
+    /// No colour, whatever standard output is: for formats that machines read.
+    pub fn plain() -> Paint {
+        Paint { colour: false }
     }
 
     fn wrap(&self, code: &str, text: &str) -> String {
