@@ -414,17 +414,21 @@ fn limit_ranges_among_the_inputs_count() {
     let text = std::fs::read_to_string(&example)
         .unwrap()
         .replace("  namespace: team-a\n", "");
-    let elsewhere = deployguard(
-        &["check", "--output", "json", "--namespace", "team-b", "-"],
-        Some(text.as_bytes()),
-    );
-    let web = stdout_json(&elsewhere)["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "web")
-        .cloned()
-        .unwrap();
+    // The `web` result of `check --namespace team-b` on `manifest`.
+    let web_in_team_b = |manifest: &str| {
+        let output = deployguard(
+            &["check", "--output", "json", "--namespace", "team-b", "-"],
+            Some(manifest.as_bytes()),
+        );
+        let json = stdout_json(&output);
+        let results = json["results"].as_array().unwrap();
+        results
+            .iter()
+            .find(|r| r["name"] == "web")
+            .cloned()
+            .unwrap()
+    };
+    let web = web_in_team_b(&text);
     assert_eq!(web["namespace"], "team-b");
     assert_eq!(
         web["findings"],
@@ -436,17 +440,7 @@ fn limit_ranges_among_the_inputs_count() {
         "kind: LimitRange\nmetadata:\n  namespace: team-a\n",
         1,
     );
-    let apart = deployguard(
-        &["check", "--output", "json", "--namespace", "team-b", "-"],
-        Some(split.as_bytes()),
-    );
-    let web = stdout_json(&apart)["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "web")
-        .cloned()
-        .unwrap();
+    let web = web_in_team_b(&split);
     assert!(web["findings"].to_string().contains("cpu-limit"), "{web}");
 
     // `mutate` sizes the Go runtime from the limits the pods will get.
