@@ -88,8 +88,9 @@ pub fn format_record<'v>(vars: impl IntoIterator<Item = (&'v str, &'v str, &'v s
     out
 }
 
-/// Container names are DNS labels; anything else cannot be one of ours.
-fn is_container_name(name: &str) -> bool {
+/// Container names are DNS labels (the API server rejects others); only those can be
+/// recorded, so only those are injected.
+pub fn is_container_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name

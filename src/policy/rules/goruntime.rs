@@ -2,7 +2,7 @@
 //! container, recomputed from the current limits on every mutation.
 
 use crate::policy::gomemlimit::format_go_memlimit;
-use crate::policy::injected::{InjectedRecord, format_record};
+use crate::policy::injected::{InjectedRecord, format_record, is_container_name};
 use crate::policy::podspec::{ContainerRole, ContainerView, PodSpecView};
 use crate::policy::quantity::Quantity;
 use crate::policy::{GoMaxProcsSettings, GoRuntimeSettings, Rounding};
@@ -154,7 +154,8 @@ pub fn plan<'a>(
     let mut containers = Vec::new();
     let mut owned_after: Vec<(&'a str, &'static str, String)> = Vec::new();
     for container in &pod.containers {
-        let wanted = injected(container);
+        // A name the record cannot hold could never be recognised as ours again.
+        let wanted = injected(container) && is_container_name(container.name);
         let mut replaces = Vec::new();
         let mut removals = Vec::new();
         let mut additions = Vec::new();
@@ -364,6 +365,13 @@ mod tests {
             RecordChange::Remove,
             "and the annotation says so"
         );
+    }
+
+    #[test]
+    fn containers_the_record_cannot_name_are_not_injected() {
+        // Found by fuzzing: the API server rejects such names, but a review must still be idempotent.
+        let spec = json!({"containers": [{"name": "q\"o", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
+        assert_eq!(inject(spec), []);
     }
 
     #[test]
