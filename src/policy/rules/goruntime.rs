@@ -154,8 +154,15 @@ pub fn plan<'a>(
     let mut containers = Vec::new();
     let mut owned_after: Vec<(&'a str, &'static str, String)> = Vec::new();
     for container in &pod.containers {
-        // A name the record cannot hold could never be recognised as ours again.
-        let wanted = injected(container) && is_container_name(container.name);
+        // A name the record cannot hold, or one it cannot tell apart (two containers of
+        // one name, which the API server rejects), could never be recognised as ours again.
+        let unique = pod
+            .containers
+            .iter()
+            .filter(|c| c.name == container.name)
+            .count()
+            == 1;
+        let wanted = injected(container) && is_container_name(container.name) && unique;
         let mut replaces = Vec::new();
         let mut removals = Vec::new();
         let mut additions = Vec::new();
@@ -372,6 +379,9 @@ mod tests {
         // Found by fuzzing: the API server rejects such names, but a review must still be idempotent.
         let spec = json!({"containers": [{"name": "q\"o", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
         assert_eq!(inject(spec), []);
+        let limited =
+            json!({"name": "twice", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}});
+        assert_eq!(inject(json!({"containers": [limited, limited]})), []);
     }
 
     #[test]
