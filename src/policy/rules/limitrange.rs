@@ -4,6 +4,8 @@
 //! A template outside them is denied at `kubectl apply`, instead of a ReplicaSet that
 //! silently creates no pod.
 
+use std::borrow::Cow;
+
 use crate::policy::finding::{Finding, Mode, RuleId};
 use crate::policy::limitrange::{LimitItem, LimitKind, LimitRange};
 use crate::policy::podspec::{ContainerRole, ContainerView, CpuMemory, PodSpecView};
@@ -55,16 +57,17 @@ impl Resource {
 /// API server then copies it into the request first). Where several LimitRanges default
 /// the same resource, the first by name is used — the plugin's choice is not
 /// deterministic — and a warning names them.
-pub fn apply_defaults<'a>(
-    spec: &PodSpecView<'a>,
+pub fn apply_defaults<'s, 'a>(
+    spec: &'s PodSpecView<'a>,
     ranges: &[LimitRange],
     defaults: &mut Vec<LimitRangeDefault>,
     out: &mut Vec<Finding>,
-) -> PodSpecView<'a> {
-    let mut defaulted = spec.clone();
+) -> Cow<'s, PodSpecView<'a>> {
+    // Most namespaces have no LimitRange: the review's hot path copies nothing then.
     if ranges.is_empty() {
-        return defaulted;
+        return Cow::Borrowed(spec);
     }
+    let mut defaulted = spec.clone();
     for container in &mut defaulted.containers {
         for resource in RESOURCES {
             let written_limit = resource.of(&container.limits).is_some();
@@ -130,7 +133,7 @@ pub fn apply_defaults<'a>(
             }
         }
     }
-    defaulted
+    Cow::Owned(defaulted)
 }
 
 /// Checks the defaulted pod against every LimitRange's bounds. `written` is the pod
