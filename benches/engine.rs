@@ -5,9 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use deployguard::admission::{Endpoint, review};
+use deployguard::admission::{Cluster, Endpoint, review};
 use deployguard::patch::go_env_patch;
-use deployguard::policy::Policy;
+use deployguard::policy::{Policy, RequestContext};
 use deployguard::workload::Workload;
 use kube::core::DynamicObject;
 use serde_json::json;
@@ -38,7 +38,7 @@ fn engine(c: &mut Criterion) {
             let workload =
                 Workload::locate("Deployment", black_box(&deployment)).expect("workload");
             let spec = workload.read_spec().expect("spec");
-            let subject = workload.subject("shop", &spec);
+            let subject = workload.subject("shop", &spec, RequestContext::NONE);
             let judgement = policy.judge(&subject);
             let ops = go_env_patch(&workload, &policy.go_env_plan(&subject));
             black_box((judgement, ops))
@@ -50,10 +50,15 @@ fn engine(c: &mut Criterion) {
         "/../shared/corpus/kubewarden_policy-server__tests__data__pod_without_privileged_containers.json"
     );
     let body = std::fs::read(path).expect("corpus file (../shared/corpus beside the repo)");
+    let cluster = Cluster::bare(deployguard::clock::today_utc());
     for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
         c.bench_function(
             &format!("review {} 5 KB Pod AdmissionReview", endpoint.as_str()),
-            |b| b.iter(|| black_box(review(&policy, endpoint, black_box(&body)).expect("review"))),
+            |b| {
+                b.iter(|| {
+                    black_box(review(&policy, cluster, endpoint, black_box(&body)).expect("review"))
+                })
+            },
         );
     }
 }

@@ -10,7 +10,10 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::patch::go_env_patch;
-use crate::policy::{Finding, Judgement, LimitRanges, Mode, Policy, RuleId, Subject};
+use crate::policy::{
+    Finding, GrantUse, Judgement, LimitRanges, Mode, Policy, RequestContext, RuleId, Subject,
+    UntrustedOwner,
+};
 use crate::workload::{Workload, WorkloadKind};
 
 pub const API_VERSION_V1: &str = "admission.k8s.io/v1";
@@ -68,6 +71,10 @@ pub struct ReviewSummary {
     pub patch_ops: usize,
     /// Rules the object's `deployguard.io/exempt` annotation switched off (to log and count).
     pub exempted: Vec<RuleId>,
+    /// Grants of the policy that exempted the object (to log and count).
+    pub granted: Vec<GrantUse>,
+    /// A controller owner the requester is not trusted to claim (judged in full).
+    pub untrusted_owner: Option<UntrustedOwner>,
     /// Why the object was let through unjudged, if it was.
     pub skipped: Option<&'static str>,
 }
@@ -129,20 +136,31 @@ struct StatusOut {
     message: String,
 }
 
-/// Parses an AdmissionReview and answers it for `endpoint`, in a cluster without
-/// LimitRanges (as `deployguard review` does).
-pub fn review(
-    policy: &Policy,
-    endpoint: Endpoint,
-    body: &[u8],
-) -> Result<ReviewOutcome, ReviewError> {
-    review_in(policy, &LimitRanges::new(), endpoint, body)
+/// What the cluster and the clock say about a review, beside the request itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Cluster<'a> {
+    /// The LimitRanges by namespace: their defaults and bounds apply to templates.
+    pub limit_ranges: &'a LimitRanges,
+    /// Today's date (UTC): grants expire by it.
+    pub today: jiff::civil::Date,
 }
 
-/// [`review`] with the cluster's LimitRanges: their defaults and bounds apply to templates.
-pub fn review_in(
+static NO_LIMIT_RANGES: LimitRanges = LimitRanges::new();
+
+impl Cluster<'static> {
+    /// A cluster without LimitRanges (as `deployguard review` sees it), on `today`.
+    pub fn bare(today: jiff::civil::Date) -> Cluster<'static> {
+        Cluster {
+            limit_ranges: &NO_LIMIT_RANGES,
+            today,
+        }
+    }
+}
+
+/// Parses an AdmissionReview and answers it for `endpoint`.
+pub fn review(
     policy: &Policy,
-    limit_ranges: &LimitRanges,
+    cluster: Cluster<'_>,
     endpoint: Endpoint,
     body: &[u8],
 ) -> Result<ReviewOutcome, ReviewError> {
@@ -160,7 +178,7 @@ pub fn review_in(
         return Err(ReviewError::Kind(parsed.types.kind));
     }
     let request = parsed.request.ok_or(ReviewError::MissingRequest)?;
-    let (response, summary) = answer(policy, limit_ranges, endpoint, &request);
+    let (response, summary) = answer(policy, cluster, endpoint, &request);
     let out = ReviewOut {
         api_version,
         kind: "AdmissionReview",
@@ -182,10 +200,14 @@ fn operation_name(operation: &Operation) -> &'static str {
 
 fn answer(
     policy: &Policy,
-    limit_ranges: &LimitRanges,
+    cluster: Cluster<'_>,
     endpoint: Endpoint,
     request: &AdmissionRequest<DynamicObject>,
 ) -> (ResponseOut, ReviewSummary) {
+    let context = RequestContext {
+        requester: request.user_info.username.as_deref(),
+        today: Some(cluster.today),
+    };
     let namespace = request
         .namespace
         .clone()
@@ -222,11 +244,13 @@ fn answer(
         findings: Vec::new(),
         patch_ops: 0,
         exempted: Vec::new(),
+        granted: Vec::new(),
+        untrusted_owner: None,
         skipped: None,
     };
     if is_resize(request) {
         if endpoint == Endpoint::Validate {
-            judge_resize(policy, request, &mut response, &mut summary);
+            judge_resize(policy, context, request, &mut response, &mut summary);
         } else {
             summary.skipped = Some("subresource");
         }
@@ -265,8 +289,9 @@ fn answer(
         }
     };
     let subject = Subject {
-        limit_ranges: limit_ranges.namespace(&summary.namespace),
-        ..workload.subject(&summary.namespace, &spec)
+        name: &summary.name,
+        limit_ranges: cluster.limit_ranges.namespace(&summary.namespace),
+        ..workload.subject(&summary.namespace, &spec, context)
     };
     match endpoint {
         Endpoint::Validate => {
@@ -304,6 +329,7 @@ fn is_resize(request: &AdmissionRequest<DynamicObject>) -> bool {
 /// Judges a resize for Go env only: the env of a running pod cannot follow its limits.
 fn judge_resize(
     policy: &Policy,
+    context: RequestContext<'_>,
     request: &AdmissionRequest<DynamicObject>,
     response: &mut ResponseOut,
     summary: &mut ReviewSummary,
@@ -326,8 +352,8 @@ fn judge_resize(
         }
     };
     let judgement = policy.judge_resize(
-        &old.subject(&summary.namespace, &old_spec),
-        &new.subject(&summary.namespace, &new_spec),
+        &old.subject(&summary.namespace, &old_spec, context),
+        &new.subject(&summary.namespace, &new_spec, context),
     );
     settle_validation(response, summary, judgement, &new);
 }
@@ -347,6 +373,8 @@ fn settle_validation(
         summary.decision = Decision::Denied;
     }
     summary.exempted = judgement.exempted;
+    summary.granted = judgement.granted;
+    summary.untrusted_owner = judgement.untrusted_owner;
     summary.findings = judgement.findings;
 }
 
@@ -387,8 +415,13 @@ fn fill_validation(
         .collect();
     if !enforced.is_empty() {
         response.allowed = false;
+        let why_in_full = judgement
+            .untrusted_owner
+            .as_ref()
+            .map(|owner| format!(" ({owner})"))
+            .unwrap_or_default();
         let message = format!(
-            "deployguard denied {} {}/{}: {}",
+            "deployguard denied {} {}/{}: {}{why_in_full}",
             workload.kind.as_str(),
             summary.namespace,
             summary.name,
@@ -418,9 +451,17 @@ fn fill_validation(
             judgement.unknown_exemptions.join(", ")
         ));
     }
-    if judgement.exemption_refused {
-        warnings.push("deployguard: annotation deployguard.io/exempt ignored: the policy does not allow exemptions".into());
+    if let Some(refusal) = &judgement.exemption_refused {
+        warnings.push(format!(
+            "deployguard: annotation deployguard.io/exempt ignored: {refusal}"
+        ));
     }
+    warnings.extend(
+        judgement
+            .granted
+            .iter()
+            .map(|grant| format!("deployguard: exempted from {grant}")),
+    );
     response.warnings = fit_warnings(warnings);
     let audited: Vec<String> = judgement
         .with_mode(Mode::Audit)

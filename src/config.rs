@@ -1,6 +1,10 @@
 //! The policy file: YAML in, validated [`Policy`] out. Every key is optional; unknown
 //! keys and out-of-range values are errors that name the key.
 
+mod exemptions;
+
+pub use exemptions::utc_date;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -53,7 +57,7 @@ struct PolicyFile {
     rules: Option<BTreeMap<String, Mode>>,
     excluded_namespaces: Option<Vec<String>>,
     namespace_overrides: Option<BTreeMap<String, OverrideFile>>,
-    exemptions: Option<ExemptionsFile>,
+    exemptions: Option<exemptions::ExemptionsFile>,
     controller_owned_pods: Option<ControllerOwnedFile>,
     resource_units: Option<ResourceUnitsFile>,
     go_runtime: Option<GoRuntimeFile>,
@@ -97,14 +101,9 @@ impl From<SelectFile> for GoRuntimeSelect {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ExemptionsFile {
-    allow_annotation: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ControllerOwnedFile {
     max_mode: Option<Mode>,
+    trusted_requesters: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,11 +191,18 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
             );
         }
     }
-    if let Some(allow) = file.exemptions.and_then(|e| e.allow_annotation) {
-        policy.allow_exemption_annotation = allow;
+    if let Some(file) = file.exemptions {
+        exemptions::read(file, &mut policy.exemptions).map_err(|(k, p)| invalid(k, p))?;
     }
-    if let Some(mode) = file.controller_owned_pods.and_then(|c| c.max_mode) {
-        policy.controller_owned_max_mode = mode;
+    if let Some(owned) = file.controller_owned_pods {
+        if let Some(mode) = owned.max_mode {
+            policy.controller_owned_max_mode = mode;
+        }
+        if let Some(requesters) = owned.trusted_requesters {
+            policy.trusted_requesters =
+                exemptions::patterns(requesters, "controllerOwnedPods.trustedRequesters")
+                    .map_err(|(k, p)| invalid(k, p))?;
+        }
     }
     if let Some(cores) = file.resource_units.and_then(|r| r.max_cpu_cores) {
         policy.max_cpu_cores = u32::try_from(cores)
@@ -379,7 +385,7 @@ mod tests {
         let legacy = &policy.namespace_overrides["legacy"];
         assert_eq!(legacy.default_mode, Some(Mode::Audit));
         assert_eq!(legacy.rules[&RuleId::MemoryLimit], Mode::Warn);
-        assert!(policy.allow_exemption_annotation);
+        assert!(policy.exemptions.allow_annotation);
         assert_eq!(policy.controller_owned_max_mode, Mode::Warn);
         let go = &policy.go_runtime;
         assert!(!go.enabled && go.mutate_templates);
@@ -466,6 +472,86 @@ mod tests {
                 .contains("goRuntime.gomaxprocs.minimum: 0")
         );
         assert!(error("excludedNamespaces: [Kube-System]").contains("excludedNamespaces[0]"));
+    }
+
+    #[test]
+    fn exemptions_and_trusted_requesters_are_read() {
+        let policy = parse(
+            "exemptions:\n  allowAnnotation: true\n  annotationRequesters: [\"system:serviceaccount:ci:*\"]\n  grants:\n  - namespace: team-*\n    kind: Deployment\n    name: legacy-api\n    labels: {app: billing}\n    rules: [liveness-probe, go-runtime-injection]\n    reason: \" v2 rewrite \"\n    expires: 2027-03-31\ncontrollerOwnedPods:\n  trustedRequesters: [system:kube-controller-manager, \"system:node:*\"]\n",
+        )
+        .unwrap();
+        let grant = &policy.exemptions.grants[0];
+        assert_eq!(grant.namespace.to_string(), "team-*");
+        assert_eq!(grant.kind.as_deref(), Some("Deployment"));
+        assert_eq!(
+            grant.rules,
+            [RuleId::LivenessProbe, RuleId::GoRuntimeInjection]
+        );
+        assert_eq!(grant.reason, "v2 rewrite");
+        assert_eq!(
+            grant.expires.map(|d| d.to_string()).as_deref(),
+            Some("2027-03-31")
+        );
+        assert_eq!(policy.exemptions.annotation_requesters.len(), 1);
+        let trusted: Vec<String> = policy
+            .trusted_requesters
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(trusted, ["system:kube-controller-manager", "system:node:*"]);
+    }
+
+    #[test]
+    fn bad_grants_are_named_by_key_path() {
+        let grant = |body: &str| {
+            error(&format!(
+                "exemptions:\n  grants:\n  - {{namespace: a, rules: [cpu-limit], reason: r}}\n  - {{{body}}}\n"
+            ))
+        };
+        let cases = [
+            (
+                "namespace: a, rules: [cpu-limits], reason: r",
+                "exemptions.grants[1].rules[0]: unknown rule \"cpu-limits\"",
+            ),
+            (
+                "namespace: a, rules: [], reason: r",
+                "exemptions.grants[1].rules: a grant names at least one rule",
+            ),
+            (
+                "namespace: a, rules: [cpu-limit], reason: \" \"",
+                "exemptions.grants[1].reason: a grant says why",
+            ),
+            ("namespace: a, rules: [cpu-limit]", "missing field `reason`"),
+            (
+                "namespace: a, rules: [cpu-limit], reason: r, expires: 2027-02-30",
+                "exemptions.grants[1].expires: \"2027-02-30\" is not a date",
+            ),
+            (
+                "namespace: a, rules: [cpu-limit], reason: r, kind: Deploymnet",
+                "exemptions.grants[1].kind: \"Deploymnet\" is not a kind",
+            ),
+            (
+                "namespace: \"te*am\", rules: [cpu-limit], reason: r",
+                "exemptions.grants[1].namespace: \"te*am\": `*` may only end",
+            ),
+            (
+                "namespace: a, rules: [cpu-limit], reason: r, until: x",
+                "until",
+            ),
+        ];
+        for (body, expected) in cases {
+            let message = grant(body);
+            assert!(message.contains(expected), "{body}: {message}");
+        }
+        let requester = error("controllerOwnedPods: {trustedRequesters: [ok, \"*bad\"]}");
+        assert!(
+            requester.contains("controllerOwnedPods.trustedRequesters[1]: \"*bad\""),
+            "{requester}"
+        );
+        assert!(
+            error("exemptions: {annotationRequesters: [\"\"]}")
+                .contains("exemptions.annotationRequesters[0]")
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod documents;
 pub mod manifest;

@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use crate::patch::go_env_patch;
 use crate::policy::{
-    Finding, Judgement, LimitRange, LimitRangeDefault, LimitRanges, Policy, Subject,
+    Finding, Judgement, LimitRange, LimitRangeDefault, LimitRanges, Policy, RequestContext, Subject,
 };
 use crate::workload::{Workload, WorkloadKind};
 
@@ -22,16 +22,19 @@ pub struct Scope<'a> {
     pub limit_ranges: &'a LimitRanges,
     /// The namespace of documents that name none (`--namespace`).
     pub default_namespace: &'a str,
+    /// Who applies the documents (`--as`), and on which date (`--at`).
+    pub context: RequestContext<'a>,
 }
 
 static NO_LIMIT_RANGES: LimitRanges = LimitRanges::new();
 
 impl Scope<'static> {
-    /// No LimitRanges; documents without a namespace go to `default`.
+    /// No LimitRanges, no user, no date; documents without a namespace go to `default`.
     pub fn standalone() -> Scope<'static> {
         Scope {
             limit_ranges: &NO_LIMIT_RANGES,
             default_namespace: DEFAULT_NAMESPACE,
+            context: RequestContext::NONE,
         }
     }
 }
@@ -49,6 +52,9 @@ pub struct WorkloadResult {
     /// Why the workload was judged less than fully, if it was (excluded namespace,
     /// exemptions, the controller-owned cap).
     pub skips: Vec<String>,
+    /// Why it was judged more than it asked for (an owner claim from no controller, an
+    /// expired grant).
+    pub notes: Vec<String>,
     /// Limits and requests the namespace's LimitRanges gave it.
     pub limit_range_defaults: Vec<LimitRangeDefault>,
 }
@@ -94,8 +100,9 @@ pub fn judge_document_in(
                         .to_owned(),
                     kind: workload.kind.as_str().to_owned(),
                     namespace: subject.namespace.to_owned(),
-                    name: name_of(workload.object).to_owned(),
+                    name: workload.name().to_owned(),
                     skips: skips(policy, subject, &judgement),
+                    notes: notes(&judgement),
                     findings: judgement.findings,
                     limit_range_defaults: judgement.limit_range_defaults,
                 }
@@ -103,6 +110,23 @@ pub fn judge_document_in(
             .transpose()
         })
         .collect()
+}
+
+/// Every reason a workload was judged more than its object asked for.
+fn notes(judgement: &Judgement) -> Vec<String> {
+    let expired = judgement.expired_grants.iter().map(|grant| {
+        let last = grant.expires.map(|d| d.to_string()).unwrap_or_default();
+        format!(
+            "grant {} of the policy ({}) expired after {last}: not applied",
+            grant.index,
+            grant.rule_list()
+        )
+    });
+    let owner = judgement
+        .untrusted_owner
+        .iter()
+        .map(|o| format!("{o}: judged in full"));
+    owner.chain(expired).collect()
 }
 
 /// Every reason a workload was judged less than fully.
@@ -119,16 +143,23 @@ fn skips(policy: &Policy, subject: &Subject<'_>, judgement: &Judgement) -> Vec<S
         let rules: Vec<&str> = judgement.exempted.iter().map(|r| r.as_str()).collect();
         skips.push(format!("exempted by annotation from {}", rules.join(", ")));
     }
-    if judgement.exemption_refused {
-        skips.push("exemption annotation ignored: the policy does not allow exemptions".to_owned());
+    if let Some(refusal) = &judgement.exemption_refused {
+        skips.push(format!("exemption annotation ignored: {refusal}"));
     }
+    skips.extend(
+        judgement
+            .granted
+            .iter()
+            .map(|grant| format!("exempted from {grant}")),
+    );
     if !judgement.unknown_exemptions.is_empty() {
         skips.push(format!(
             "exemption annotation names unknown rules: {}",
             judgement.unknown_exemptions.join(", ")
         ));
     }
-    if subject.controller_owned && policy.controller_owned_max_mode < crate::policy::Mode::Enforce {
+    let capped = subject.controller_owned && judgement.untrusted_owner.is_none();
+    if capped && policy.controller_owned_max_mode < crate::policy::Mode::Enforce {
         skips.push(format!(
             "controller-owned: judged at most in {}",
             policy.controller_owned_max_mode
@@ -235,7 +266,7 @@ fn with_workload<R>(
     let namespace = namespace_of(&dynamic, scope.default_namespace);
     let subject = Subject {
         limit_ranges: scope.limit_ranges.namespace(namespace),
-        ..workload.subject(namespace, &spec)
+        ..workload.subject(namespace, &spec, scope.context)
     };
     Ok(Some(f(&workload, &subject)))
 }
@@ -261,15 +292,6 @@ pub fn namespace_of<'a>(object: &'a DynamicObject, default: &'a str) -> &'a str 
         .as_deref()
         .filter(|ns| !ns.is_empty())
         .unwrap_or(default)
-}
-
-fn name_of(object: &DynamicObject) -> &str {
-    object
-        .metadata
-        .name
-        .as_deref()
-        .or(object.metadata.generate_name.as_deref())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

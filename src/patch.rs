@@ -128,7 +128,7 @@ mod tests {
         let dynamic: DynamicObject = serde_json::from_value(object.clone()).unwrap();
         let workload = Workload::locate(kind, &dynamic).unwrap();
         let spec = workload.read_spec().unwrap();
-        let subject = workload.subject("default", &spec);
+        let subject = workload.subject("default", &spec, crate::policy::RequestContext::NONE);
         go_env_patch(&workload, &Policy::default().go_env_plan(&subject))
     }
 

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::policy::{
     EXEMPT_ANNOTATION, GO_RUNTIME_ANNOTATION, GO_RUNTIME_CONTAINERS_ANNOTATION,
-    GO_RUNTIME_SKIP_ANNOTATION, INJECTED_ANNOTATION, PodSpecView, SpecError, Subject,
+    GO_RUNTIME_SKIP_ANNOTATION, INJECTED_ANNOTATION, PodSpecView, RequestContext, SpecError,
+    Subject,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,13 +147,31 @@ impl<'a> Workload<'a> {
         }
     }
 
-    /// The policy's view of this workload.
-    pub fn subject<'s>(&self, namespace: &'s str, spec: &'s PodSpecView<'s>) -> Subject<'s>
+    /// The object's name, or its generateName before the API server picked one.
+    pub fn name(&self) -> &'a str {
+        let meta = self.meta();
+        meta.name
+            .as_deref()
+            .or(meta.generate_name.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// The policy's view of this workload, requested in `context`.
+    pub fn subject<'s>(
+        &self,
+        namespace: &'s str,
+        spec: &'s PodSpecView<'s>,
+        context: RequestContext<'s>,
+    ) -> Subject<'s>
     where
         'a: 's,
     {
         Subject {
             namespace,
+            kind: self.kind.as_str(),
+            name: self.name(),
+            labels: self.meta().labels.as_ref(),
+            context,
             spec,
             batch: self.kind.is_batch(),
             controller_owned: self.controller_owned(),

@@ -478,18 +478,78 @@ spec: {containers: [{name: a}]}
         json["results"][0]["skipped"],
         json!(["namespace \"kube-system\" is excluded: not judged"])
     );
+    // Applied by no known user, the owner reference is not trusted: judged in full.
     assert_eq!(
         json["results"][1]["skipped"],
+        json!(["exemption annotation ignored: the policy does not allow exemptions"])
+    );
+    assert_eq!(
+        json["results"][1]["notes"],
+        json!([
+            "owner reference claims a controller, but the request names no user: judged in full"
+        ])
+    );
+    let controller = "system:serviceaccount:kube-system:replicaset-controller";
+    let as_controller = stdout_json(&deployguard(
+        &["check", "--output", "json", "--as", controller, "-"],
+        Some(manifest.as_bytes()),
+    ));
+    assert_eq!(
+        as_controller["results"][1]["skipped"],
         json!([
             "exemption annotation ignored: the policy does not allow exemptions",
             "controller-owned: judged at most in audit"
         ])
     );
-    let text = deployguard(&["check", "-"], Some(manifest.as_bytes()));
+    assert!(as_controller["results"][1].get("notes").is_none());
+    let text = deployguard(&["check", "--as", "alice", "-"], Some(manifest.as_bytes()));
     let stdout = String::from_utf8_lossy(&text.stdout);
     assert!(
         stdout.contains("Pod/kube-system/system skipped: namespace \"kube-system\" is excluded"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains("Pod/default/owned note: owner reference claims a controller, but the request comes from \"alice\": judged in full"),
+        "{stdout}"
+    );
+}
+
+/// Grants are shown by `check`, and `--at` fixes the day they are judged on.
+#[test]
+fn grants_are_shown_and_expire_by_the_given_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "exemptions:\n  grants:\n  - {namespace: default, kind: Pod, rules: [liveness-probe, readiness-probe], reason: v2 rewrite, expires: 2027-03-31}\n",
+    )
+    .unwrap();
+    let manifest = "apiVersion: v1\nkind: Pod\nmetadata: {name: legacy}\nspec: {containers: [{name: a, resources: {limits: {cpu: 1, memory: 1Gi}}}]}\n";
+    let config = policy.display().to_string();
+    // A file, not stdin: a bad --at ends the process before it would read stdin.
+    let pod = dir.path().join("pod.yaml");
+    std::fs::write(&pod, manifest).unwrap();
+    let pod = pod.display().to_string();
+    let on = |day: &str| deployguard(&["check", "--config", &config, "--at", day, &pod], None);
+    let before = on("2027-03-31");
+    let stdout = String::from_utf8_lossy(&before.stdout);
+    assert_eq!(exit_code(&before), 0, "{stdout}");
+    assert!(
+        stdout.contains("skipped: exempted from liveness-probe, readiness-probe by grant 0 of the policy: v2 rewrite (until 2027-03-31)"),
+        "{stdout}"
+    );
+    let after = on("2027-04-01");
+    let stdout = String::from_utf8_lossy(&after.stdout);
+    assert_eq!(exit_code(&after), 1, "{stdout}");
+    assert!(
+        stdout.contains("note: grant 0 of the policy (liveness-probe, readiness-probe) expired after 2027-03-31: not applied"),
+        "{stdout}"
+    );
+    let bad_date = on("2027-04-31");
+    assert_eq!(exit_code(&bad_date), 2);
+    assert!(
+        String::from_utf8_lossy(&bad_date.stderr)
+            .contains("\"2027-04-31\" is not a date written YYYY-MM-DD")
     );
 }
 

@@ -28,6 +28,9 @@ fn run_in(cwd: Option<&Path>, args: &[&str]) -> Output {
         .expect("run deployguard")
 }
 
+/// The requester the fixtures' controller-owned Pod is trusted from (judged in audit).
+const CONTROLLER: &str = "system:serviceaccount:kube-system:replicaset-controller";
+
 fn run(args: &[&str]) -> Output {
     run_in(None, args)
 }
@@ -448,6 +451,8 @@ fn sarif_rules_levels_and_relative_uris() {
         "check",
         "--output",
         "sarif",
+        "--as",
+        CONTROLLER,
         &format!("{FIXTURES}/workloads.yaml"),
     ]);
     assert_eq!(code(&output), 1, "exit codes do not depend on the format");
@@ -506,7 +511,16 @@ fn sarif_rules_levels_and_relative_uris() {
 
 #[test]
 fn junit_has_a_suite_per_file_and_one_failure_per_denied_workload() {
-    let output = run(&["check", "--output", "junit", "--exclude", "chart", FIXTURES]);
+    let output = run(&[
+        "check",
+        "--output",
+        "junit",
+        "--as",
+        CONTROLLER,
+        "--exclude",
+        "chart",
+        FIXTURES,
+    ]);
     let xml = stdout(&output);
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "));
     assert!(xml.contains("<testsuites name=\"deployguard\" tests=\"9\" failures=\"3\" errors=\"1\" skipped=\"3\">"), "{xml}");
@@ -545,7 +559,15 @@ fn github_commands_are_escaped() {
     .unwrap();
     let output = run_in(
         Some(&dir),
-        &["check", "--output", "github", "a,b:c.yaml", "broken.yaml"],
+        &[
+            "check",
+            "--output",
+            "github",
+            "--as",
+            CONTROLLER,
+            "a,b:c.yaml",
+            "broken.yaml",
+        ],
     );
     let out = stdout(&output);
     assert!(
@@ -593,7 +615,14 @@ fn github_commands_are_escaped() {
 #[test]
 fn policy_reports_per_namespace_with_results_and_summaries() {
     let file = format!("{FIXTURES}/workloads.yaml");
-    let output = run(&["check", "--output", "policyreport", &file]);
+    let output = run(&[
+        "check",
+        "--output",
+        "policyreport",
+        "--as",
+        CONTROLLER,
+        &file,
+    ]);
     assert_eq!(code(&output), 1);
     let list = json(&output);
     assert_eq!(

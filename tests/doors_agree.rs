@@ -2,10 +2,10 @@
 //! the AdmissionReviews of the same objects, with the same LimitRanges, report the same
 //! findings — rule, mode, container and message.
 
-use deployguard::admission::{Endpoint, review_in};
+use deployguard::admission::{Cluster, Endpoint, review};
 use deployguard::documents::parse_documents;
 use deployguard::manifest::{Scope, collect_limit_ranges, judge_document_in};
-use deployguard::policy::{LimitRanges, Policy};
+use deployguard::policy::{LimitRanges, Policy, RequestContext};
 use serde_json::{Value, json};
 
 fn documents(path: &str) -> Vec<Value> {
@@ -29,9 +29,13 @@ fn admission_review(object: &Value) -> Vec<u8> {
 
 /// The findings of the webhook's answer, as `rule/mode: container "NAME": message` lines.
 fn webhook_findings(policy: &Policy, ranges: &LimitRanges, object: &Value) -> Vec<String> {
-    let outcome = review_in(
+    let cluster = Cluster {
+        limit_ranges: ranges,
+        today: jiff::civil::date(2026, 12, 2),
+    };
+    let outcome = review(
         policy,
-        ranges,
+        cluster,
         Endpoint::Validate,
         &admission_review(object),
     )
@@ -56,6 +60,10 @@ fn check_and_the_webhook_agree_with_limit_ranges() {
     let scope = Scope {
         limit_ranges: &ranges,
         default_namespace: "default",
+        context: RequestContext {
+            requester: Some("alice"),
+            today: Some(jiff::civil::date(2026, 12, 2)),
+        },
     };
     let mut compared = 0;
     for doc in docs.iter().filter(|d| d["kind"] == "Deployment") {

@@ -1,10 +1,11 @@
 //! No route around the policy: every place a container can hide, every controller's
-//! template, UPDATEs that change a template, forged owners, annotations the policy does not
-//! allow and namespaces it does not exclude — each is denied through `/validate`.
+//! template, UPDATEs that change a template, owner references from anyone but a trusted
+//! controller, annotations the policy does not allow (or not from this requester), expired
+//! grants and namespaces it does not exclude — each is denied through `/validate`.
 
-use deployguard::admission::{Endpoint, review};
+use deployguard::admission::{Cluster, Endpoint, review};
 use deployguard::config::parse_policy;
-use deployguard::policy::Policy;
+use deployguard::policy::{DEFAULT_TRUSTED_REQUESTERS, Policy};
 use serde_json::{Value, json};
 
 /// A container that breaks the enforced rules (no probes, no limits).
@@ -27,22 +28,49 @@ fn review_body(
     object: &Value,
     old: Option<&Value>,
 ) -> Vec<u8> {
-    serde_json::to_vec(&json!({
+    let user = json!({"username": "mallory"});
+    review_body_from(user, operation, kind, group, namespace, object, old)
+}
+
+/// A review of a request made by `user_info` (`Value::Null`: the field left out).
+fn review_body_from(
+    user_info: Value,
+    operation: &str,
+    kind: &str,
+    group: &str,
+    namespace: &str,
+    object: &Value,
+    old: Option<&Value>,
+) -> Vec<u8> {
+    let mut body = json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {
             "uid": "no-bypass", "kind": {"group": group, "version": "v1", "kind": kind},
             "resource": {"group": group, "version": "v1", "resource": format!("{}s", kind.to_lowercase())},
-            "namespace": namespace, "operation": operation, "userInfo": {"username": "mallory"},
+            "namespace": namespace, "operation": operation, "userInfo": user_info,
             "object": object, "oldObject": old,
         }
-    }))
-    .unwrap()
+    });
+    if body["request"]["userInfo"].is_null() {
+        body["request"].as_object_mut().unwrap().remove("userInfo");
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// The day every review here is made on.
+fn cluster() -> Cluster<'static> {
+    Cluster::bare(jiff::civil::date(2026, 12, 2))
+}
+
+fn response_with(policy: &Policy, body: &[u8]) -> Value {
+    let outcome = review(policy, cluster(), Endpoint::Validate, body).expect("a valid review");
+    serde_json::from_slice(&outcome.body).unwrap()
 }
 
 fn allowed_with(policy: &Policy, body: &[u8]) -> bool {
-    let outcome = review(policy, Endpoint::Validate, body).expect("a valid review");
-    let response: Value = serde_json::from_slice(&outcome.body).unwrap();
-    response["response"]["allowed"].as_bool().unwrap()
+    response_with(policy, body)["response"]["allowed"]
+        .as_bool()
+        .unwrap()
 }
 
 fn allowed(body: &[u8]) -> bool {
@@ -146,38 +174,132 @@ fn cronjob_nested_template_is_found_in_old_api_versions() {
     )));
 }
 
+fn owned_pod() -> Value {
+    let mut owned = pod(json!({"containers": [bad_container("app")]}));
+    // A real ReplicaSet's uid is readable by anyone who can `get replicasets`.
+    owned["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d4f8", "uid": "6f1c2f4e-0d7e-4c55-9a43-3d5e1c8b2a10", "controller": true}]);
+    owned
+}
+
+fn owned_pod_from(user_info: Value) -> Vec<u8> {
+    review_body_from(user_info, "CREATE", "Pod", "", "apps", &owned_pod(), None)
+}
+
 #[test]
-fn forged_owner_references_only_lower_pods_to_audit() {
-    // A Pod claiming a controller owner is judged at most in audit (DESIGN §3): the
-    // garbage collector deletes it if the owner does not exist, and an existing owner
-    // means its template was judged. SECURITY.md documents the residual risk.
-    let mut forged = pod(json!({"containers": [bad_container("app")]}));
-    forged["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x", "uid": "00000000-0000-0000-0000-000000000000", "controller": true}]);
-    assert!(allowed(&review_body(
-        "CREATE", "Pod", "", "apps", &forged, None
-    )));
+fn owner_references_from_users_are_judged_in_full() {
+    // Not garbage-collected when the owner exists, and released (not deleted) by the
+    // ReplicaSet controller when the labels do not match: a permanent bare pod.
+    for user_info in [
+        json!({"username": "alice"}),
+        json!({"username": "alice", "groups": ["system:masters", "system:authenticated"]}),
+        json!({"username": "system:serviceaccount:kube-system:default", "groups": ["system:serviceaccounts:kube-system"]}),
+        json!({"username": "system:serviceaccount:kube-system:replicaset-controller-2"}),
+        json!({"username": "system:nodes"}),
+    ] {
+        let response = response_with(&Policy::default(), &owned_pod_from(user_info.clone()));
+        assert_eq!(response["response"]["allowed"], false, "{user_info}");
+        let message = response["response"]["status"]["message"].as_str().unwrap();
+        let user = user_info["username"].as_str().unwrap();
+        assert!(
+            message.ends_with(&format!(
+                "(owner reference claims a controller, but the request comes from {user:?})"
+            )),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn owner_references_without_a_user_are_judged_in_full() {
+    for user_info in [json!({}), json!({"username": ""})] {
+        let response = response_with(&Policy::default(), &owned_pod_from(user_info.clone()));
+        assert_eq!(response["response"]["allowed"], false, "{user_info}");
+        let message = response["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            message.ends_with("but the request names no user)"),
+            "{message}"
+        );
+    }
+    // The API server always sends userInfo: a review without one is not answered at all.
+    let missing = owned_pod_from(Value::Null);
+    let error = review(&Policy::default(), cluster(), Endpoint::Validate, &missing);
+    assert!(error.is_err());
+}
+
+#[test]
+fn the_built_in_controllers_get_the_cap_in_both_credential_modes() {
+    assert_eq!(DEFAULT_TRUSTED_REQUESTERS.len(), 9);
+    let mut controllers: Vec<String> = [
+        "replicaset-controller",
+        "replication-controller",
+        "deployment-controller",
+        "job-controller",
+        "cronjob-controller",
+        "daemon-set-controller",
+        "statefulset-controller",
+    ]
+    .iter()
+    .map(|sa| format!("system:serviceaccount:kube-system:{sa}"))
+    .collect();
+    controllers.push("system:kube-controller-manager".into());
+    controllers.push("system:node:worker-1".into());
+    for user in controllers {
+        let body = owned_pod_from(json!({"username": user, "groups": ["system:serviceaccounts"]}));
+        let response = response_with(&Policy::default(), &body);
+        assert_eq!(response["response"]["allowed"], true, "{user}");
+        let audited = response["response"]["auditAnnotations"]["audit-findings"].as_str();
+        assert!(
+            audited.is_some_and(|a| a.contains("app:liveness-probe")),
+            "{user}: {response}"
+        );
+    }
+}
+
+#[test]
+fn a_third_party_controller_is_trusted_only_when_listed() {
+    let rollouts = json!({"username": "system:serviceaccount:argo-rollouts:argo-rollouts"});
+    assert!(!allowed(&owned_pod_from(rollouts.clone())));
+    let policy = parse_policy(
+        "controllerOwnedPods:\n  trustedRequesters: [\"system:serviceaccount:argo-rollouts:*\"]\n",
+        "test",
+    )
+    .unwrap();
+    assert!(allowed_with(&policy, &owned_pod_from(rollouts)));
+    // The list replaces the defaults: the built-in controllers are no longer trusted.
+    let rs = json!({"username": "system:serviceaccount:kube-system:replicaset-controller"});
+    assert!(!allowed_with(&policy, &owned_pod_from(rs)));
+}
+
+#[test]
+fn owner_claims_lower_nothing_on_kinds_no_controller_makes() {
+    let controller = json!({"username": "system:serviceaccount:kube-system:deployment-controller"});
+    let owners = owned_pod()["metadata"]["ownerReferences"].clone();
     // The same claim on a Deployment lowers nothing: no built-in controller makes Deployments.
     let mut deployment = template_of("Deployment", json!({"containers": [bad_container("app")]}));
-    deployment["metadata"]["ownerReferences"] = forged["metadata"]["ownerReferences"].clone();
-    assert!(!allowed(&review_body(
+    deployment["metadata"]["ownerReferences"] = owners;
+    let body = review_body_from(
+        controller.clone(),
         "CREATE",
         "Deployment",
         "apps",
         "apps",
         &deployment,
-        None
-    )));
+        None,
+    );
+    assert!(!allowed(&body));
     // A ReplicaSet claiming a non-Deployment owner is judged in full.
     let mut replicaset = template_of("ReplicaSet", json!({"containers": [bad_container("app")]}));
     replicaset["metadata"]["ownerReferences"] = json!([{"apiVersion": "example.com/v1", "kind": "Rollout", "name": "r", "uid": "1", "controller": true}]);
-    assert!(!allowed(&review_body(
+    let body = review_body_from(
+        controller,
         "CREATE",
         "ReplicaSet",
         "apps",
         "apps",
         &replicaset,
-        None
-    )));
+        None,
+    );
+    assert!(!allowed(&body));
 }
 
 #[test]
@@ -245,4 +367,85 @@ fn ephemeral_containers_are_outside_what_a_webhook_sees_on_create() {
     // is allowed untouched (they cannot carry probes or resources); SECURITY.md says so.
     let spec = json!({"containers": [good_container("app")], "ephemeralContainers": [bad_container("debug")]});
     assert!(allowed(&create_pod(spec)));
+}
+
+fn exempt_annotated_pod() -> Value {
+    let mut exempted = pod(json!({"containers": [bad_container("app")]}));
+    exempted["metadata"]["annotations"] = json!({"deployguard.io/exempt":
+        "liveness-probe,readiness-probe,cpu-limit,memory-limit"});
+    exempted
+}
+
+#[test]
+fn annotation_requesters_decide_who_may_self_exempt() {
+    let policy = parse_policy(
+        "exemptions:\n  allowAnnotation: true\n  annotationRequesters: [\"system:serviceaccount:platform:*\"]\n",
+        "test",
+    )
+    .unwrap();
+    let from = |user: &str| {
+        let body = review_body_from(
+            json!({"username": user}),
+            "CREATE",
+            "Pod",
+            "",
+            "apps",
+            &exempt_annotated_pod(),
+            None,
+        );
+        response_with(&policy, &body)
+    };
+    assert_eq!(
+        from("system:serviceaccount:platform:argocd")["response"]["allowed"],
+        true
+    );
+    let refused = from("mallory");
+    assert_eq!(refused["response"]["allowed"], false);
+    let warnings = refused["response"]["warnings"].to_string();
+    assert!(
+        warnings.contains(
+            r#"annotation deployguard.io/exempt ignored: \"mallory\" may not exempt objects"#
+        ),
+        "{warnings}"
+    );
+}
+
+const GRANTS: &str = "exemptions:
+  grants:
+  - namespace: \"ap*\"
+    kind: Pod
+    name: p
+    labels: {team: billing}
+    rules: [liveness-probe, readiness-probe, cpu-limit, memory-limit]
+    reason: probes land with the v2 rewrite
+    expires: 2026-12-31
+";
+
+#[test]
+fn grants_exempt_with_their_reason_until_they_expire() {
+    let policy = parse_policy(GRANTS, "test").unwrap();
+    let mut labelled = pod(json!({"containers": [bad_container("app")]}));
+    labelled["metadata"]["labels"] = json!({"team": "billing"});
+    let body = review_body("CREATE", "Pod", "", "apps", &labelled, None);
+    let response = response_with(&policy, &body);
+    assert_eq!(response["response"]["allowed"], true, "{response}");
+    let warnings = response["response"]["warnings"].to_string();
+    assert!(
+        warnings.contains("deployguard: exempted from liveness-probe, readiness-probe, cpu-limit, memory-limit by grant 0 of the policy: probes land with the v2 rewrite (until 2026-12-31)"),
+        "{warnings}"
+    );
+    // The day after its last day, the grant is gone.
+    let january = Cluster::bare(jiff::civil::date(2027, 1, 1));
+    let outcome = review(&policy, january, Endpoint::Validate, &body).unwrap();
+    assert_eq!(outcome.summary.decision.as_str(), "denied");
+    // The object's labels count, not those a pod author can put anywhere else.
+    let unlabelled = review_body(
+        "CREATE",
+        "Pod",
+        "",
+        "apps",
+        &pod(json!({"containers": [bad_container("app")]})),
+        None,
+    );
+    assert!(!allowed_with(&policy, &unlabelled));
 }

@@ -5,7 +5,7 @@
 //! the final object gives, and no input shape makes the engine panic.
 
 use base64::Engine as _;
-use deployguard::admission::{Endpoint, review};
+use deployguard::admission::{Cluster, Endpoint, review};
 use deployguard::manifest::{judge_document, mutate_document};
 use deployguard::policy::gomemlimit::{GoMemLimit, parse_go_memlimit};
 use deployguard::policy::quantity::Quantity;
@@ -150,6 +150,7 @@ fn mutate_ops(policy: &Policy, object: &Value) -> Vec<json_patch::PatchOperation
         "operation": "CREATE", "userInfo": {}, "object": object}});
     let outcome = review(
         policy,
+        Cluster::bare(jiff::civil::date(2026, 12, 2)),
         Endpoint::Mutate,
         &serde_json::to_vec(&body).unwrap(),
     )

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use deployguard::admission::{Endpoint, review};
+use deployguard::admission::{Cluster, Endpoint, review};
 use deployguard::policy::Policy;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -29,8 +29,12 @@ fuzz_target!(|data: &[u8]| {
     check(&TEMPLATES, Endpoint::Mutate, data);
 });
 
+fn cluster() -> Cluster<'static> {
+    Cluster::bare(deployguard::clock::today_utc())
+}
+
 fn check(policy: &Policy, endpoint: Endpoint, data: &[u8]) {
-    let Ok(outcome) = review(policy, endpoint, data) else {
+    let Ok(outcome) = review(policy, cluster(), endpoint, data) else {
         return;
     };
     let body: Value = serde_json::from_slice(&outcome.body).expect("response body is not JSON");
@@ -72,7 +76,7 @@ fn check(policy: &Policy, endpoint: Endpoint, data: &[u8]) {
     let mut again = input.clone();
     again["request"]["object"] = object;
     let again_bytes = serde_json::to_vec(&again).expect("serialise");
-    let second = match review(policy, endpoint, &again_bytes) {
+    let second = match review(policy, cluster(), endpoint, &again_bytes) {
         Ok(second) => second,
         Err(error) => panic!("the patched object is no longer reviewable: {error}"),
     };

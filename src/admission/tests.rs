@@ -32,8 +32,13 @@ fn request(
     serde_json::to_vec(&review).unwrap()
 }
 
+/// A fixed day, so that no test depends on the wall clock.
+fn cluster() -> Cluster<'static> {
+    Cluster::bare(jiff::civil::date(2026, 12, 2))
+}
+
 fn respond(endpoint: Endpoint, body: &[u8]) -> Value {
-    let outcome = review(&Policy::default(), endpoint, body).unwrap();
+    let outcome = review(&Policy::default(), cluster(), endpoint, body).unwrap();
     serde_json::from_slice(&outcome.body).unwrap()
 }
 
@@ -220,8 +225,12 @@ fn templates_are_mutated_only_when_enabled() {
     );
     let mut policy = Policy::default();
     policy.go_runtime.mutate_templates = true;
-    let out: Value =
-        serde_json::from_slice(&review(&policy, Endpoint::Mutate, &body).unwrap().body).unwrap();
+    let out: Value = serde_json::from_slice(
+        &review(&policy, cluster(), Endpoint::Mutate, &body)
+            .unwrap()
+            .body,
+    )
+    .unwrap();
     assert_eq!(out["response"]["patchType"], "JSONPatch");
 }
 
@@ -250,7 +259,7 @@ fn unreadable_spec_is_denied_with_the_field() {
 #[test]
 fn input_errors() {
     let policy = Policy::default();
-    let error = |body: &[u8]| review(&policy, Endpoint::Validate, body).unwrap_err();
+    let error = |body: &[u8]| review(&policy, cluster(), Endpoint::Validate, body).unwrap_err();
     assert!(matches!(error(b"not json"), ReviewError::NotJson(_)));
     assert!(matches!(error(b"[1,2]"), ReviewError::Shape(_)));
     assert_eq!(

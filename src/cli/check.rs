@@ -9,6 +9,7 @@ use clap::Args;
 use super::exclude::Excludes;
 use super::inputs::expand;
 use super::report::{self, Format};
+use super::requester::RequestArgs;
 use super::scan::{Options, scan};
 use super::{CliResult, input_error, policy_from};
 use crate::manifest::DEFAULT_NAMESPACE;
@@ -24,6 +25,8 @@ pub struct CheckArgs {
     /// the workloads of their namespace.
     #[arg(long, default_value = DEFAULT_NAMESPACE)]
     namespace: String,
+    #[command(flatten)]
+    request: RequestArgs,
     /// Leave out files and directories matching GLOB (repeatable). Without `/` it matches
     /// any file or directory name (`*.json`, `templates`); with `/`, the path from its
     /// start (`charts/*/templates`, `**/testdata/**`).
@@ -45,6 +48,7 @@ pub fn run(args: CheckArgs) -> CliResult {
     let options = Options {
         namespace: &args.namespace,
         strict_inputs: args.strict_inputs,
+        context: args.request.context(),
     };
     let report = scan(&policy, &inputs, options);
     report::print(&report, args.output);

@@ -10,6 +10,7 @@ mod locate;
 mod mutate;
 mod output;
 mod report;
+mod requester;
 mod review;
 mod scan;
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::exclude::Excludes;
 use super::inputs::expand;
 use super::output::print_json;
+use super::requester::RequestArgs;
 use super::{CliResult, input_error, policy_from};
 use crate::manifest::{
     DEFAULT_NAMESPACE, ManifestError, Scope, collect_limit_ranges, mutate_document_in,
@@ -28,6 +29,8 @@ pub struct MutateArgs {
     /// templates of their namespace the limits their pods will have.
     #[arg(long, default_value = DEFAULT_NAMESPACE)]
     namespace: String,
+    #[command(flatten)]
+    request: RequestArgs,
     /// Files, directories (searched for *.yaml, *.yml, *.json) or `-` for stdin.
     #[arg(required = true)]
     paths: Vec<String>,
@@ -79,6 +82,7 @@ pub fn run(args: MutateArgs) -> CliResult {
     let scope = Scope {
         limit_ranges: &limit_ranges,
         default_namespace: &args.namespace,
+        context: args.request.context(),
     };
     for (input, documents) in parsed {
         for document in documents {

@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::{CliResult, input_error, policy_from};
-use crate::admission::{Endpoint, review};
+use crate::admission::{Cluster, Endpoint, review};
+use crate::config::utc_date;
 
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
@@ -18,6 +19,10 @@ pub struct ReviewArgs {
     /// Which webhook endpoint answers.
     #[arg(long, value_enum, default_value = "validate")]
     endpoint: EndpointArg,
+    /// The date (UTC, YYYY-MM-DD) grants expire by; today when absent. The requester is
+    /// the request's own `userInfo`.
+    #[arg(long, value_name = "DATE", value_parser = utc_date)]
+    at: Option<jiff::civil::Date>,
     /// An AdmissionReview JSON file, or `-` for stdin.
     #[arg(default_value = "-")]
     file: String,
@@ -46,7 +51,8 @@ pub fn run(args: ReviewArgs) -> CliResult {
         EndpointArg::Validate => Endpoint::Validate,
         EndpointArg::Mutate => Endpoint::Mutate,
     };
-    let outcome = review(&policy, endpoint, &body)
+    let today = args.at.unwrap_or_else(crate::clock::today_utc);
+    let outcome = review(&policy, Cluster::bare(today), endpoint, &body)
         .with_context(|| args.file.clone())
         .map_err(input_error)?;
     let mut stdout = std::io::stdout().lock();

@@ -12,7 +12,7 @@ use super::locate::{Lines, Step};
 use super::report::{InputError, Judged, Report, SkippedFile};
 use crate::documents::{Document, DocumentError};
 use crate::manifest::{ManifestError, Scope, collect_limit_ranges, judge_document_in};
-use crate::policy::{LimitRanges, Policy};
+use crate::policy::{LimitRanges, Policy, RequestContext};
 
 /// How the scan treats files that are not manifests.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +21,8 @@ pub struct Options<'a> {
     pub namespace: &'a str,
     /// Report non-manifests as input errors (exit 2) instead of skipping them.
     pub strict_inputs: bool,
+    /// Who applies the documents, and when.
+    pub context: RequestContext<'a>,
 }
 
 /// One file's documents, parsed.
@@ -75,6 +77,7 @@ pub fn scan(policy: &Policy, inputs: &[Input], options: Options<'_>) -> Report {
     let scope = Scope {
         limit_ranges: &limit_ranges,
         default_namespace: options.namespace,
+        context: options.context,
     };
     for (file, mut errors) in manifests.iter().zip(range_errors) {
         let mut results = Vec::new();

@@ -3,20 +3,28 @@
 //! environment to inject. The server and the CLI both call exactly this.
 
 pub mod downward;
+pub mod exemptions;
 pub mod finding;
 pub mod gomemlimit;
 pub mod injected;
 pub mod limitrange;
+pub mod pattern;
 pub mod podspec;
 pub mod probe_defaults;
 pub mod quantity;
 mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
+use jiff::civil::Date;
+
+use exemptions::Exemptions;
+pub use exemptions::{ExemptionPolicy, ExemptionRefusal, Grant, GrantUse};
 pub use finding::{Finding, Mode, RuleId};
 pub use injected::InjectedRecord;
 pub use limitrange::{LimitRange, LimitRanges};
+pub use pattern::NamePattern;
 pub use podspec::{ContainerRole, ContainerView, PodSpecView, SpecError};
 pub use rules::goruntime::{ContainerEnvPlan, EnvChange, GoEnvPlan, RecordChange};
 pub use rules::limitrange::LimitRangeDefault;
@@ -94,10 +102,13 @@ pub struct Policy {
     pub rules: BTreeMap<RuleId, Mode>,
     pub excluded_namespaces: BTreeSet<String>,
     pub namespace_overrides: BTreeMap<String, NamespaceOverride>,
-    pub allow_exemption_annotation: bool,
+    pub exemptions: ExemptionPolicy,
     /// Pods owned by a controller are judged at most in this mode: their template was
     /// judged already, and a denial would stop a controller replacing pods.
     pub controller_owned_max_mode: Mode,
+    /// Only requests from these users get the controller-owned cap: anyone can write an
+    /// owner reference, only a controller's credential makes it true.
+    pub trusted_requesters: Vec<NamePattern>,
     /// A CPU limit or request above this many cores is taken for a unit mistake.
     pub max_cpu_cores: u32,
     pub go_runtime: GoRuntimeSettings,
@@ -117,8 +128,12 @@ impl Default for Policy {
                 .map(String::from)
                 .collect(),
             namespace_overrides: BTreeMap::new(),
-            allow_exemption_annotation: false,
+            exemptions: ExemptionPolicy::default(),
             controller_owned_max_mode: Mode::Audit,
+            trusted_requesters: DEFAULT_TRUSTED_REQUESTERS
+                .into_iter()
+                .filter_map(|user| NamePattern::parse(user).ok())
+                .collect(),
             max_cpu_cores: 128,
             go_runtime: GoRuntimeSettings {
                 enabled: true,
@@ -140,6 +155,21 @@ impl Default for Policy {
     }
 }
 
+/// The identities kube-controller-manager creates pods and templates with (one service
+/// account per controller, or one credential for all), and kubelets (mirror pods of static
+/// pods). Not all of kube-system: add-ons run there too.
+pub const DEFAULT_TRUSTED_REQUESTERS: [&str; 9] = [
+    "system:serviceaccount:kube-system:replicaset-controller",
+    "system:serviceaccount:kube-system:replication-controller",
+    "system:serviceaccount:kube-system:deployment-controller",
+    "system:serviceaccount:kube-system:job-controller",
+    "system:serviceaccount:kube-system:cronjob-controller",
+    "system:serviceaccount:kube-system:daemon-set-controller",
+    "system:serviceaccount:kube-system:statefulset-controller",
+    "system:kube-controller-manager",
+    "system:node:*",
+];
+
 /// The default mode of each validation rule (DESIGN §3); `None` for the mutation rule,
 /// which is switched by `goRuntime.enabled` instead.
 pub fn default_rule_mode(rule: RuleId) -> Option<Mode> {
@@ -150,10 +180,33 @@ pub fn default_rule_mode(rule: RuleId) -> Option<Mode> {
     }
 }
 
+/// What the object cannot claim about itself: who asks, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestContext<'a> {
+    /// The requesting user (`request.userInfo.username`); `None` when unknown.
+    pub requester: Option<&'a str>,
+    /// Today's date in UTC: grants expire by it. `None` (a judgement on no date): grants
+    /// with an expiry do not apply.
+    pub today: Option<Date>,
+}
+
+impl RequestContext<'_> {
+    /// No user, no date: what a document judged outside any cluster has.
+    pub const NONE: RequestContext<'static> = RequestContext {
+        requester: None,
+        today: None,
+    };
+}
+
 /// One pod spec to judge, with the context that changes how it is judged.
 #[derive(Debug, Clone)]
 pub struct Subject<'a> {
     pub namespace: &'a str,
+    /// The object's kind, name (or generateName) and labels: what grants match.
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub labels: Option<&'a BTreeMap<String, String>>,
+    pub context: RequestContext<'a>,
     pub spec: &'a PodSpecView<'a>,
     /// A Job or CronJob template: probe rules do not apply.
     pub batch: bool,
@@ -189,8 +242,15 @@ pub struct Judgement {
     pub findings: Vec<Finding>,
     /// Rules the exemption annotation switched off (honoured exemptions).
     pub exempted: Vec<RuleId>,
-    /// The object carries an exemption annotation the policy does not allow.
-    pub exemption_refused: bool,
+    /// Why the object's exemption annotation was ignored, if it was.
+    pub exemption_refused: Option<ExemptionRefusal>,
+    /// Grants of the policy that exempted the object from rules.
+    pub granted: Vec<GrantUse>,
+    /// Grants that name the object but have expired: no longer applied.
+    pub expired_grants: Vec<GrantUse>,
+    /// The object claims a controller owner, but the request does not come from one:
+    /// it was judged in full.
+    pub untrusted_owner: Option<UntrustedOwner>,
     /// Rule ids in the exemption annotation that are not rules.
     pub unknown_exemptions: Vec<String>,
     /// The namespace is excluded: nothing was judged.
@@ -216,11 +276,21 @@ impl Judgement {
     }
 }
 
-/// What the exemption annotation asks for, after the policy had its say.
-struct Exemptions {
-    honoured: Vec<RuleId>,
-    refused: bool,
-    unknown: Vec<String>,
+/// A controller owner reference from a requester that is not a trusted controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UntrustedOwner {
+    /// `None`: the request names no user.
+    pub requester: Option<String>,
+}
+
+impl fmt::Display for UntrustedOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("owner reference claims a controller, but the request ")?;
+        match &self.requester {
+            Some(user) => write!(f, "comes from {user:?}"),
+            None => f.write_str("names no user"),
+        }
+    }
 }
 
 impl Policy {
@@ -270,11 +340,15 @@ impl Policy {
         }
         raw.append(&mut limit_range_findings);
         rules::limitrange::check(spec, subject.spec, subject.limit_ranges, &mut raw);
-        let cap = subject
-            .controller_owned
-            .then_some(self.controller_owned_max_mode);
+        let requester = subject.context.requester;
+        let trusted = pattern::any_matches(&self.trusted_requesters, requester);
+        let cap = (subject.controller_owned && trusted).then_some(self.controller_owned_max_mode);
+        let untrusted_owner = (subject.controller_owned && !trusted).then(|| UntrustedOwner {
+            requester: requester.filter(|user| !user.is_empty()).map(str::to_owned),
+        });
         Judgement {
             limit_range_defaults: defaults,
+            untrusted_owner,
             ..self.settle(subject, raw, cap)
         }
     }
@@ -299,10 +373,10 @@ impl Policy {
 
     /// Applies exemptions, the namespace's modes and `cap` to raw findings.
     fn settle(&self, subject: &Subject<'_>, raw: Vec<Finding>, cap: Option<Mode>) -> Judgement {
-        let exemptions = self.exemptions(subject.exempt_annotation);
+        let exemptions = Exemptions::of(self, subject);
         let findings = raw
             .into_iter()
-            .filter(|finding| !exemptions.honoured.contains(&finding.rule))
+            .filter(|finding| !exemptions.covers(finding.rule))
             .filter_map(|mut finding| {
                 let mut mode = self
                     .mode_for(finding.rule, subject.namespace)
@@ -319,8 +393,9 @@ impl Policy {
             exempted: exemptions.honoured,
             exemption_refused: exemptions.refused,
             unknown_exemptions: exemptions.unknown,
-            excluded: false,
-            limit_range_defaults: Vec::new(),
+            granted: exemptions.granted,
+            expired_grants: exemptions.expired,
+            ..Judgement::default()
         }
     }
 
@@ -345,11 +420,8 @@ impl Policy {
             GoRuntimeSelect::All => !switch.is_some_and(|v| v.eq_ignore_ascii_case("off")),
             GoRuntimeSelect::Annotated => switch.is_some_and(|v| v.eq_ignore_ascii_case("on")),
         };
-        let pod_injected = pod_opted_in
-            && !self
-                .exemptions(subject.exempt_annotation)
-                .honoured
-                .contains(&RuleId::GoRuntimeInjection);
+        let pod_injected =
+            pod_opted_in && !Exemptions::of(self, subject).covers(RuleId::GoRuntimeInjection);
         let names =
             |list: Option<&'a str>| list.map(|l| l.split(',').map(str::trim).collect::<Vec<_>>());
         let only = names(subject.go_runtime_containers_annotation);
@@ -368,31 +440,6 @@ impl Policy {
                     .is_none_or(|only| only.contains(&container.name))
                 && !skipped.contains(&container.name)
         })
-    }
-
-    fn exemptions(&self, annotation: Option<&str>) -> Exemptions {
-        let mut exemptions = Exemptions {
-            honoured: Vec::new(),
-            refused: false,
-            unknown: Vec::new(),
-        };
-        let Some(list) = annotation else {
-            return exemptions;
-        };
-        if !self.allow_exemption_annotation {
-            exemptions.refused = true;
-            return exemptions;
-        }
-        for id in list.split(',').map(str::trim).filter(|id| !id.is_empty()) {
-            match RuleId::parse(id) {
-                Some(rule) if !exemptions.honoured.contains(&rule) => {
-                    exemptions.honoured.push(rule)
-                }
-                Some(_) => {}
-                None => exemptions.unknown.push(id.to_owned()),
-            }
-        }
-        exemptions
     }
 }
 

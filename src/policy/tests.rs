@@ -11,6 +11,13 @@ fn bare_pod() -> Value {
 fn subject<'a>(spec: &'a PodSpecView<'a>) -> Subject<'a> {
     Subject {
         namespace: "default",
+        kind: "Pod",
+        name: "web",
+        labels: None,
+        context: RequestContext {
+            requester: Some("alice"),
+            today: Some(jiff::civil::date(2026, 12, 2)),
+        },
         spec,
         batch: false,
         controller_owned: false,
@@ -130,7 +137,10 @@ fn exemptions_need_the_policy_switch() {
         ..subject(&view)
     };
     let judgement = refused.judge(&s);
-    assert!(judgement.exemption_refused);
+    assert_eq!(
+        judgement.exemption_refused,
+        Some(ExemptionRefusal::NotAllowed)
+    );
     assert!(
         judgement
             .findings
@@ -138,12 +148,9 @@ fn exemptions_need_the_policy_switch() {
             .any(|f| f.rule == RuleId::LivenessProbe)
     );
 
-    let allowed = Policy {
-        allow_exemption_annotation: true,
-        ..Policy::default()
-    };
+    let allowed = annotation_allowed();
     let judgement = allowed.judge(&s);
-    assert!(!judgement.exemption_refused);
+    assert_eq!(judgement.exemption_refused, None);
     assert_eq!(
         judgement.exempted,
         [RuleId::LivenessProbe, RuleId::CpuLimit]
@@ -172,17 +179,15 @@ fn exempting_injection_stops_it_only_when_allowed() {
         ..subject(&view)
     };
     assert_eq!(Policy::default().go_env_plan(&s).containers.len(), 1);
-    let allowed = Policy {
-        allow_exemption_annotation: true,
-        ..Policy::default()
-    };
+    let allowed = annotation_allowed();
     assert!(allowed.go_env_plan(&s).is_empty());
 }
 
 #[test]
 fn controller_owned_pods_are_at_most_audited() {
     let found = judge_with(&Policy::default(), &bare_pod(), |s| {
-        s.controller_owned = true
+        s.controller_owned = true;
+        s.context.requester = Some("system:kube-controller-manager");
     });
     assert!(!found.is_empty());
     assert!(
@@ -306,4 +311,166 @@ fn go_runtime_opt_outs() {
         ..on
     };
     assert_eq!(names_in(&annotated, &skip_b), ["a"]);
+}
+
+fn annotation_allowed() -> Policy {
+    let mut policy = Policy::default();
+    policy.exemptions.allow_annotation = true;
+    policy
+}
+
+fn granting(grants: &str) -> Policy {
+    crate::config::parse_policy(&format!("exemptions:\n  grants:\n{grants}"), "test").unwrap()
+}
+
+fn exempted_by_grant(policy: &Policy, adjust: impl FnOnce(&mut Subject<'_>)) -> Vec<RuleId> {
+    let spec = bare_pod();
+    let view = PodSpecView::read(&spec, "spec").unwrap();
+    let mut s = subject(&view);
+    adjust(&mut s);
+    let judgement = policy.judge(&s);
+    let rules: Vec<RuleId> = judgement
+        .granted
+        .iter()
+        .flat_map(|g| g.rules.clone())
+        .collect();
+    assert!(
+        !judgement.findings.iter().any(|f| rules.contains(&f.rule)),
+        "{judgement:?}"
+    );
+    rules
+}
+
+#[test]
+fn grants_match_namespace_kind_name_and_the_objects_own_labels() {
+    let policy = granting(
+        "  - namespace: team-*\n    kind: Deployment\n    name: legacy-*\n    labels: {app: billing}\n    rules: [liveness-probe]\n    reason: v2 rewrite\n",
+    );
+    // Leaked: the subjects the closures adjust may live for any lifetime.
+    let labels: &'static _ = Box::leak(Box::new(BTreeMap::from([(
+        "app".to_owned(),
+        "billing".to_owned(),
+    )])));
+    let matching = |s: &mut Subject<'_>| {
+        s.namespace = "team-a";
+        s.kind = "Deployment";
+        s.name = "legacy-api";
+    };
+    assert_eq!(
+        exempted_by_grant(&policy, |s| {
+            matching(s);
+            s.labels = Some(labels);
+        }),
+        [RuleId::LivenessProbe]
+    );
+    let other: &'static _ = Box::leak(Box::new(BTreeMap::from([(
+        "app".to_owned(),
+        "shop".to_owned(),
+    )])));
+    let misses: [&dyn Fn(&mut Subject<'_>); 5] = [
+        &|s| s.namespace = "teams",
+        &|s| s.kind = "StatefulSet",
+        &|s| s.name = "api-legacy",
+        &|s| s.labels = None,
+        &|s| s.labels = Some(other),
+    ];
+    for miss in misses {
+        let found = exempted_by_grant(&policy, |s| {
+            matching(s);
+            s.labels = Some(labels);
+            miss(s);
+        });
+        assert!(found.is_empty(), "{found:?}");
+    }
+}
+
+#[test]
+fn grants_apply_through_their_last_day_and_never_on_no_date() {
+    let policy =
+        granting("  - {namespace: default, rules: [cpu-limit], reason: r, expires: 2027-03-31}\n");
+    let on = |day: Option<jiff::civil::Date>| {
+        let spec = bare_pod();
+        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let mut s = subject(&view);
+        s.context.today = day;
+        let judgement = policy.judge(&s);
+        (judgement.granted.len(), judgement.expired_grants.len())
+    };
+    assert_eq!(on(Some(jiff::civil::date(2027, 3, 31))), (1, 0));
+    assert_eq!(on(Some(jiff::civil::date(2027, 4, 1))), (0, 1));
+    assert_eq!(on(None), (0, 1));
+    let forever = granting("  - {namespace: default, rules: [cpu-limit], reason: r}\n");
+    assert_eq!(
+        exempted_by_grant(&forever, |s| s.context.today = None),
+        [RuleId::CpuLimit]
+    );
+}
+
+#[test]
+fn grants_hold_whatever_allow_annotation_says_and_can_stop_injection() {
+    let policy = granting("  - {namespace: default, rules: [go-runtime-injection], reason: r}\n");
+    assert!(!policy.exemptions.allow_annotation);
+    let spec = json!({"containers": [{"name": "app", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
+    let view = PodSpecView::read(&spec, "spec").unwrap();
+    assert!(policy.go_env_plan(&subject(&view)).is_empty());
+}
+
+#[test]
+fn annotation_requesters_limit_who_may_self_exempt() {
+    let mut policy = annotation_allowed();
+    policy.exemptions.annotation_requesters =
+        vec![NamePattern::parse("system:serviceaccount:ci:*").unwrap()];
+    let spec = bare_pod();
+    let view = PodSpecView::read(&spec, "spec").unwrap();
+    let by = |requester: Option<&'static str>| {
+        let s = Subject {
+            exempt_annotation: Some("liveness-probe"),
+            context: RequestContext {
+                requester,
+                today: None,
+            },
+            ..subject(&view)
+        };
+        let judgement = policy.judge(&s);
+        (judgement.exempted, judgement.exemption_refused)
+    };
+    assert_eq!(
+        by(Some("system:serviceaccount:ci:deployer")),
+        (vec![RuleId::LivenessProbe], None)
+    );
+    let (exempted, refused) = by(Some("alice"));
+    assert!(exempted.is_empty());
+    assert_eq!(
+        refused.unwrap().to_string(),
+        "\"alice\" may not exempt objects (exemptions.annotationRequesters)"
+    );
+    assert_eq!(by(None).1, Some(ExemptionRefusal::Requester(None)));
+}
+
+#[test]
+fn only_trusted_requesters_get_the_controller_owned_cap() {
+    let spec = bare_pod();
+    let view = PodSpecView::read(&spec, "spec").unwrap();
+    let judged = |requester: Option<&'static str>| {
+        let s = Subject {
+            controller_owned: true,
+            context: RequestContext {
+                requester,
+                today: None,
+            },
+            ..subject(&view)
+        };
+        Policy::default().judge(&s)
+    };
+    let trusted = judged(Some(
+        "system:serviceaccount:kube-system:replicaset-controller",
+    ));
+    assert!(trusted.untrusted_owner.is_none() && !trusted.has_enforced());
+    let forged = judged(Some("alice"));
+    assert!(forged.has_enforced());
+    assert_eq!(
+        forged.untrusted_owner.unwrap().to_string(),
+        "owner reference claims a controller, but the request comes from \"alice\""
+    );
+    assert!(judged(None).has_enforced());
 }

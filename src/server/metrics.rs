@@ -49,8 +49,10 @@ pub struct FindingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RuleLabels {
+pub struct ExemptionLabels {
     pub rule: &'static str,
+    /// `annotation` (the object's own) or `grant` (the policy's).
+    pub source: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,7 +76,7 @@ pub struct Metrics {
     registry: Registry,
     reviews: Family<ReviewLabels, Counter>,
     findings: Family<FindingLabels, Counter>,
-    exemptions: Family<RuleLabels, Counter>,
+    exemptions: Family<ExemptionLabels, Counter>,
     duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     rejected: Family<RejectLabels, Counter>,
     pub in_flight: Gauge,
@@ -131,7 +133,7 @@ impl Metrics {
         );
         registry.register(
             "exemptions",
-            "Rules switched off by the deployguard.io/exempt annotation, by rule",
+            "Rules switched off for an object, by rule and source (annotation: deployguard.io/exempt; grant: the policy's exemptions.grants)",
             exemptions.clone(),
         );
         registry.register(
@@ -219,10 +221,14 @@ impl Metrics {
                 })
                 .inc();
         }
-        for rule in &summary.exempted {
+        let granted = summary.granted.iter().flat_map(|grant| &grant.rules);
+        let exempted = (summary.exempted.iter().map(|rule| (rule, "annotation")))
+            .chain(granted.map(|rule| (rule, "grant")));
+        for (rule, source) in exempted {
             self.exemptions
-                .get_or_create(&RuleLabels {
+                .get_or_create(&ExemptionLabels {
                     rule: rule.as_str(),
+                    source,
                 })
                 .inc();
         }

@@ -7,6 +7,7 @@ mod app;
 mod body;
 mod connection_timeouts;
 mod devcert;
+mod grant_expiry;
 mod limit_ranges;
 mod listener;
 mod logging;

@@ -17,7 +17,7 @@ use super::app::{App, NO_LIMIT_RANGES};
 use super::body::{BodyError, read_limited};
 use super::limit_ranges::second_look;
 use super::middleware::{self, Limits};
-use crate::admission::{Endpoint, ReviewSummary, review_in};
+use crate::admission::{Cluster, Endpoint, ReviewSummary, review};
 
 pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
     let limits = Limits {
@@ -130,11 +130,15 @@ async fn answer(app: &App, endpoint: Endpoint, request: Request) -> Response {
             let policy = app.policy.load_full();
             let snapshot = app.limit_ranges_snapshot();
             let limit_ranges = snapshot.as_deref().unwrap_or(&NO_LIMIT_RANGES);
-            match review_in(&policy, limit_ranges, endpoint, &body) {
+            let cluster = Cluster {
+                limit_ranges,
+                today: crate::clock::today_utc(),
+            };
+            match review(&policy, cluster, endpoint, &body) {
                 Ok(outcome) => {
                     let outcome = match &app.limit_ranges {
                         Some(view) => {
-                            second_look(view, &policy, limit_ranges, endpoint, &body, outcome).await
+                            second_look(view, &policy, cluster, endpoint, &body, outcome).await
                         }
                         None => outcome,
                     };
@@ -163,6 +167,7 @@ fn log_review(endpoint: Endpoint, summary: &ReviewSummary, elapsed: Duration) {
         }
     }
     let exempted: Vec<&str> = summary.exempted.iter().map(|rule| rule.as_str()).collect();
+    let granted: Vec<String> = summary.granted.iter().map(ToString::to_string).collect();
     info!(
         uid = %summary.uid,
         kind = %summary.kind,
@@ -173,6 +178,8 @@ fn log_review(endpoint: Endpoint, summary: &ReviewSummary, elapsed: Duration) {
         decision = summary.decision.as_str(),
         rules = %rules.join(","),
         exempted = %exempted.join(","),
+        granted = %granted.join("; "),
+        untrusted_owner = summary.untrusted_owner.as_ref().map(tracing::field::display),
         patch_ops = summary.patch_ops,
         skipped = summary.skipped.unwrap_or(""),
         latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),

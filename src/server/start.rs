@@ -19,7 +19,7 @@ use super::listener::{Listener, Stages, raised};
 use super::metrics::{self, Metrics};
 use super::reload::{CertFiles, PolicyFile, ReloadHandle, Reloader};
 use super::tls::{CertResolver, LoadedCert, TlsError, certified, load_cert, server_config};
-use super::{LimitRangeMode, ServeArgs, ServerError, devcert, routes};
+use super::{LimitRangeMode, ServeArgs, ServerError, devcert, grant_expiry, routes};
 use crate::config::{ConfigError, parse_policy};
 use crate::policy::Policy;
 
@@ -198,6 +198,7 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         _ => None,
     };
     let reloader = Reloader::new(cert_files, policy_file, app.clone()).spawn();
+    grant_expiry::spawn(&app);
 
     if let Some(ca) = &dev_ca {
         info!(

@@ -65,10 +65,14 @@ def main():
     ap.add_argument("--verbose", "-v", action="store_true", help="also print CLI messages of differing results")
     ap.add_argument("--namespace", default=None,
                     help="passed to both sides (the namespace of documents that name none)")
+    ap.add_argument("--as", dest="requester", default=None,
+                    help="passed to both sides (the requesting user: controller-owned trust)")
     ap.add_argument("paths", nargs="+")
     args = ap.parse_args()
 
     ns_args = ["--namespace", args.namespace] if args.namespace is not None else []
+    if args.requester is not None:
+        ns_args += ["--as", args.requester]
     proc = subprocess.run([args.bin, "check", "--output", "json", *ns_args, *args.paths],
                           capture_output=True, text=True, timeout=120)
     try:
@@ -77,7 +81,8 @@ def main():
         print(f"CLI did not print JSON (exit {proc.returncode}):\n{proc.stdout[:2000]}\n{proc.stderr[:2000]}")
         print("0 passed, 1 failed")
         return 1
-    mine = judge.judge_paths(args.paths, args.namespace if args.namespace is not None else "default")
+    mine = judge.judge_paths(args.paths, args.namespace if args.namespace is not None else "default",
+                             args.requester)
 
     passed = failed = 0
     groups: dict[str, list[str]] = {}

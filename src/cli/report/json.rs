@@ -23,6 +23,9 @@ struct ResultOut<'a> {
     findings: &'a [Finding],
     /// Why the workload was judged less than fully (empty: fully judged).
     skipped: &'a [String],
+    /// Why it was judged more than its object asked for (absent: nothing to say).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     limit_range_defaults: Vec<DefaultOut<'a>>,
 }
@@ -73,6 +76,7 @@ pub fn render(report: &Report) -> String {
                 name: &r.name,
                 findings: &r.findings,
                 skipped: &r.skips,
+                notes: &r.notes,
                 limit_range_defaults: r
                     .limit_range_defaults
                     .iter()

@@ -108,6 +108,9 @@ fn write_result(
     for skip in &result.skips {
         let _ = writeln!(out, "{at} skipped: {skip}");
     }
+    for note in &result.notes {
+        let _ = writeln!(out, "{at} note: {note}");
+    }
     for default in &result.limit_range_defaults {
         let role = judged
             .containers

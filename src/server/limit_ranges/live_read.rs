@@ -7,7 +7,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 use tracing::{info, warn};
 
 use super::{LimitRangeView, read_object, resource};
-use crate::admission::{Decision, Endpoint, ReviewOutcome, ReviewSummary, review_in};
+use crate::admission::{Cluster, Decision, Endpoint, ReviewOutcome, ReviewSummary, review};
 use crate::policy::{LimitRange, LimitRanges, Mode, Policy, RuleId};
 use crate::server::metrics::LiveRead;
 use crate::workload::WorkloadKind;
@@ -18,11 +18,12 @@ use crate::workload::WorkloadKind;
 pub async fn second_look(
     view: &LimitRangeView,
     policy: &Policy,
-    snapshot: &LimitRanges,
+    cluster: Cluster<'_>,
     endpoint: Endpoint,
     body: &[u8],
     first: ReviewOutcome,
 ) -> ReviewOutcome {
+    let snapshot = cluster.limit_ranges;
     if !worth_a_look(&first.summary, snapshot) {
         return first;
     }
@@ -36,7 +37,11 @@ pub async fn second_look(
     for range in found {
         with_found.insert(&namespace, range);
     }
-    match review_in(policy, &with_found, endpoint, body) {
+    let cluster = Cluster {
+        limit_ranges: &with_found,
+        ..cluster
+    };
+    match review(policy, cluster, endpoint, body) {
         Ok(second) => {
             info!(
                 uid = %first.summary.uid,
@@ -138,6 +143,8 @@ mod tests {
             }],
             patch_ops: 0,
             exempted: Vec::new(),
+            granted: Vec::new(),
+            untrusted_owner: None,
             skipped: None,
         }
     }
