@@ -61,12 +61,13 @@ pub struct ServeArgs {
     /// Policy file (YAML); the built-in default policy when absent.
     #[arg(long, env = "DEPLOYGUARD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log format.
+    /// Log format: `auto` writes text when standard output (where the log goes) is a
+    /// terminal and JSON lines otherwise.
     #[arg(
         long,
         env = "DEPLOYGUARD_LOG_FORMAT",
         value_enum,
-        default_value = "json"
+        default_value = "auto"
     )]
     pub log_format: LogFormat,
     /// Largest request body accepted, in bytes (the API server's own request limit is 3 MiB;
@@ -77,9 +78,10 @@ pub struct ServeArgs {
     #[arg(long, env = "DEPLOYGUARD_SHUTDOWN_GRACE", default_value_t = 20)]
     pub shutdown_grace: u64,
     /// Seconds the listener keeps accepting after SIGTERM while /readyz reports 503, so
-    /// that endpoints stop routing here first.
-    #[arg(long, env = "DEPLOYGUARD_DRAIN_DELAY", default_value_t = 5)]
-    pub drain_delay: u64,
+    /// that endpoints stop routing here first [default: 5; 0 without --tls-cert, where no
+    /// endpoints route here].
+    #[arg(long, env = "DEPLOYGUARD_DRAIN_DELAY")]
+    pub drain_delay: Option<u64>,
     /// Seconds a client gets for the TLS handshake, then (HTTP/1.1) for the headers of its
     /// first request, and of each later request from its first byte on. Keep it below the
     /// webhook's timeoutSeconds.
@@ -148,6 +150,7 @@ pub enum LimitRangeMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    Auto,
     Json,
     Text,
 }

@@ -23,6 +23,10 @@ use super::{LimitRangeMode, ServeArgs, ServerError, devcert, routes};
 use crate::config::{ConfigError, parse_policy};
 use crate::policy::Policy;
 
+/// `--drain-delay` when a certificate is given: long enough for kube-proxy and the
+/// endpoint controllers to drop a terminating pod.
+const DEFAULT_DRAIN_DELAY_S: u64 = 5;
+
 /// A server bound to its ports and serving; see [`RunningServer::shutdown`].
 /// Dropping it stops everything at once.
 pub struct RunningServer {
@@ -230,7 +234,7 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         metrics_server,
         reloader,
         limit_range_watch,
-        drain_delay: Duration::from_secs(args.drain_delay),
+        drain_delay: Duration::from_secs(drain_delay(args)),
         grace: Duration::from_secs(args.shutdown_grace),
     })
 }
@@ -249,6 +253,16 @@ impl RunningServer {
     /// Where the development CA was written, when no certificate was given.
     pub fn dev_ca_path(&self) -> Option<&Path> {
         self.dev_ca.as_deref()
+    }
+}
+
+/// The drain delay waits for endpoints to stop routing here; a development server (no
+/// certificate given) has none, so Ctrl-C stops it at once unless a delay is asked for.
+fn drain_delay(args: &ServeArgs) -> u64 {
+    match (args.drain_delay, &args.tls_cert) {
+        (Some(seconds), _) => seconds,
+        (None, Some(_)) => DEFAULT_DRAIN_DELAY_S,
+        (None, None) => 0,
     }
 }
 
@@ -291,4 +305,31 @@ fn local_addr_of(
     listener
         .local_addr()
         .map_err(|source| ServerError::Bind { flag, addr, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn args(argv: &[&str]) -> ServeArgs {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let argv = std::iter::once("serve").chain(argv.iter().copied());
+        Cli::try_parse_from(argv).unwrap().serve
+    }
+
+    #[test]
+    fn a_development_server_skips_the_drain_delay_unless_asked() {
+        let cert = ["--tls-cert", "tls.crt", "--tls-key", "tls.key"];
+        assert_eq!(drain_delay(&args(&[])), 0);
+        assert_eq!(drain_delay(&args(&cert)), DEFAULT_DRAIN_DELAY_S);
+        assert_eq!(drain_delay(&args(&["--drain-delay", "3"])), 3);
+        let explicit = [&cert[..], &["--drain-delay", "0"]].concat();
+        assert_eq!(drain_delay(&args(&explicit)), 0);
+    }
 }
