@@ -4,6 +4,7 @@
 //! [`serve`] is `deployguard serve`: logging, a runtime, and signals around [`start`].
 
 mod app;
+mod bind;
 mod body;
 mod connection_timeouts;
 mod devcert;
@@ -19,7 +20,6 @@ mod shutdown;
 mod start;
 mod tls;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,7 @@ use std::time::Duration;
 use clap::Args;
 use thiserror::Error;
 
+pub use bind::ListenAddr;
 pub use devcert::DevCertError;
 pub use limit_ranges::LimitRangeError;
 pub use start::{RunningServer, start};
@@ -38,16 +39,17 @@ use crate::policy::Policy;
 /// `deployguard serve` options; every flag has a `DEPLOYGUARD_*` environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address of the TLS port (webhook endpoints and health).
+    /// Address of the TLS port (webhook endpoints and health): an IP address
+    /// (`[::]:8443` for IPv6 and IPv4) or a host name, every address it resolves to bound.
     #[arg(long, env = "DEPLOYGUARD_LISTEN", default_value = "0.0.0.0:8443")]
-    pub listen: SocketAddr,
-    /// Address of the plain-HTTP metrics port.
+    pub listen: ListenAddr,
+    /// Address of the plain-HTTP metrics port, written like --listen.
     #[arg(
         long,
         env = "DEPLOYGUARD_METRICS_LISTEN",
         default_value = "0.0.0.0:9090"
     )]
-    pub metrics_listen: SocketAddr,
+    pub metrics_listen: ListenAddr,
     /// Serving certificate chain (PEM). Without it a self-signed development CA and
     /// certificate are generated at start-up.
     #[arg(long, env = "DEPLOYGUARD_TLS_CERT", requires = "tls_key")]
@@ -157,11 +159,17 @@ pub enum LogFormat {
 
 #[derive(Debug, Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr} ({flag}): {source}")]
+    #[error("cannot listen on {addr} ({flag}): {error}")]
     Bind {
         flag: &'static str,
-        addr: SocketAddr,
-        source: std::io::Error,
+        addr: String,
+        error: std::io::Error,
+    },
+    #[error("cannot resolve {addr} ({flag}): {error}")]
+    Resolve {
+        flag: &'static str,
+        addr: String,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Policy(#[from] ConfigError),

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use super::app::App;
+use super::bind::bind_all;
 use super::connection_timeouts::{Evictions, Timeouts};
 use super::limit_ranges::{self, LimitRangeView, WatchHandle};
 use super::listener::{Listener, Stages, raised};
@@ -30,8 +31,8 @@ const DEFAULT_DRAIN_DELAY_S: u64 = 5;
 /// A server bound to its ports and serving; see [`RunningServer::shutdown`].
 /// Dropping it stops everything at once.
 pub struct RunningServer {
-    pub(super) local_addr: SocketAddr,
-    pub(super) metrics_addr: SocketAddr,
+    pub(super) local_addrs: Vec<SocketAddr>,
+    pub(super) metrics_addrs: Vec<SocketAddr>,
     pub(super) dev_ca: Option<PathBuf>,
     pub(super) app: Arc<App>,
     pub(super) stop_accepting: watch::Sender<bool>,
@@ -40,7 +41,8 @@ pub struct RunningServer {
     pub(super) stop_metrics: watch::Sender<bool>,
     pub(super) connections: Arc<Semaphore>,
     pub(super) max_connections: u32,
-    pub(super) listener: JoinHandle<()>,
+    /// One accept loop per bound address.
+    pub(super) listeners: JoinSet<()>,
     pub(super) metrics_server: JoinHandle<()>,
     pub(super) reloader: Option<ReloadHandle>,
     pub(super) limit_range_watch: Option<WatchHandle>,
@@ -143,10 +145,10 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         return Err(ServerError::Randomness);
     }
 
-    let tcp = bind(args.listen, "--listen").await?;
-    let metrics_tcp = bind(args.metrics_listen, "--metrics-listen").await?;
-    let local_addr = local_addr_of(&tcp, args.listen, "--listen")?;
-    let metrics_addr = local_addr_of(&metrics_tcp, args.metrics_listen, "--metrics-listen")?;
+    let tcp = bind_all(&args.listen, "--listen").await?;
+    let metrics_tcp = bind_all(&args.metrics_listen, "--metrics-listen").await?;
+    let local_addrs = local_addrs_of(&tcp, "--listen")?;
+    let metrics_addrs = local_addrs_of(&metrics_tcp, "--metrics-listen")?;
 
     let mut app = App::new(policy, metrics.clone(), args.max_body_bytes);
     let mut limit_range_watch = None;
@@ -159,35 +161,48 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
     let (graceful, graceful_rx) = watch::channel(false);
     let (abort, abort_rx) = watch::channel(false);
     let connections = Arc::new(Semaphore::new(args.max_connections as usize));
-    let listener = Listener {
-        tcp,
-        acceptor: TlsAcceptor::from(Arc::new(tls)),
-        router: routes::router(app.clone(), Duration::from_secs(args.request_timeout)),
-        metrics: metrics.clone(),
-        connections: connections.clone(),
-        timeouts: Timeouts {
-            header_read: Duration::from_secs(args.header_read_timeout),
-            idle: Duration::from_secs(args.idle_timeout),
-            // An answer nobody takes for as long as a request may take is not awaited.
-            write_stall: Duration::from_secs(args.request_timeout),
-            evictions: Evictions::default(),
-        },
-        stages: Stages {
-            stop_accepting: stop_rx,
-            graceful: graceful_rx,
-            abort: abort_rx,
-        },
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let router = routes::router(app.clone(), Duration::from_secs(args.request_timeout));
+    // One set of timeouts, evictions and connection slots for every address.
+    let timeouts = Timeouts {
+        header_read: Duration::from_secs(args.header_read_timeout),
+        idle: Duration::from_secs(args.idle_timeout),
+        // An answer nobody takes for as long as a request may take is not awaited.
+        write_stall: Duration::from_secs(args.request_timeout),
+        evictions: Evictions::default(),
     };
-    let listener = tokio::spawn(listener.run());
+    let mut listeners = JoinSet::new();
+    for tcp in tcp {
+        let listener = Listener {
+            tcp,
+            acceptor: acceptor.clone(),
+            router: router.clone(),
+            metrics: metrics.clone(),
+            connections: connections.clone(),
+            timeouts: timeouts.clone(),
+            stages: Stages {
+                stop_accepting: stop_rx.clone(),
+                graceful: graceful_rx.clone(),
+                abort: abort_rx.clone(),
+            },
+        };
+        listeners.spawn(listener.run());
+    }
 
-    let (stop_metrics, mut stop_metrics_rx) = watch::channel(false);
+    let (stop_metrics, stop_metrics_rx) = watch::channel(false);
     let metrics_router = metrics::router(metrics.clone());
     let metrics_server = tokio::spawn(async move {
-        let served = axum::serve(metrics_tcp, metrics_router)
-            .with_graceful_shutdown(async move { raised(&mut stop_metrics_rx).await })
-            .await;
-        if let Err(error) = served {
-            warn!(%error, "metrics server stopped");
+        let mut servers = JoinSet::new();
+        for tcp in metrics_tcp {
+            let mut stop = stop_metrics_rx.clone();
+            let served = axum::serve(tcp, metrics_router.clone())
+                .with_graceful_shutdown(async move { raised(&mut stop).await });
+            servers.spawn(served.into_future());
+        }
+        while let Some(served) = servers.join_next().await {
+            if let Ok(Err(error)) = served {
+                warn!(%error, "metrics server stopped");
+            }
         }
     });
 
@@ -211,8 +226,8 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         );
     }
     info!(
-        listen = %local_addr,
-        metrics_listen = %metrics_addr,
+        listen = %joined(&local_addrs),
+        metrics_listen = %joined(&metrics_addrs),
         config = %args.config.as_ref().map_or("(default policy)".into(), |p| p.display().to_string()),
         mtls = args.client_ca.is_some(),
         limit_ranges = if watching { "watch" } else { "off" },
@@ -220,8 +235,8 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
     );
 
     Ok(RunningServer {
-        local_addr,
-        metrics_addr,
+        local_addrs,
+        metrics_addrs,
         dev_ca,
         app,
         stop_accepting,
@@ -230,7 +245,7 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         stop_metrics,
         connections,
         max_connections: args.max_connections,
-        listener,
+        listeners,
         metrics_server,
         reloader,
         limit_range_watch,
@@ -240,14 +255,19 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
 }
 
 impl RunningServer {
-    /// The TLS port's address (the real port when `--listen` asked for port 0).
+    /// The TLS port's first address (the real port when `--listen` asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs[0]
     }
 
-    /// The metrics port's address.
+    /// Every address the TLS port is bound to (a host name may stand for several).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The metrics port's first address.
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_addr
+        self.metrics_addrs[0]
     }
 
     /// Where the development CA was written, when no certificate was given.
@@ -291,20 +311,26 @@ async fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
         })
 }
 
-async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { flag, addr, source })
+/// The bound addresses (never empty: `bind_all` binds one or fails).
+fn local_addrs_of(
+    listeners: &[TcpListener],
+    flag: &'static str,
+) -> Result<Vec<SocketAddr>, ServerError> {
+    listeners
+        .iter()
+        .map(|listener| {
+            listener.local_addr().map_err(|error| ServerError::Bind {
+                flag,
+                addr: "a bound socket".into(),
+                error,
+            })
+        })
+        .collect()
 }
 
-fn local_addr_of(
-    listener: &TcpListener,
-    addr: SocketAddr,
-    flag: &'static str,
-) -> Result<SocketAddr, ServerError> {
-    listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind { flag, addr, source })
+fn joined(addrs: &[SocketAddr]) -> String {
+    let addrs: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
+    addrs.join(",")
 }
 
 #[cfg(test)]
