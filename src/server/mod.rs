@@ -7,6 +7,7 @@ mod app;
 mod bind;
 mod body;
 mod connection_timeouts;
+mod dev_dir;
 mod devcert;
 mod limit_ranges;
 mod listener;
@@ -102,13 +103,12 @@ pub struct ServeArgs {
     /// Most TLS connections open at once; further clients wait in the listen backlog.
     #[arg(long, env = "DEPLOYGUARD_MAX_CONNECTIONS", default_value_t = 512)]
     pub max_connections: u32,
-    /// Where the development CA certificate is written when no --tls-cert is given.
-    #[arg(
-        long,
-        env = "DEPLOYGUARD_DEV_CERT_DIR",
-        default_value = "/tmp/deployguard-dev"
-    )]
-    pub dev_cert_dir: PathBuf,
+    /// Private directory (created with mode 0700, refused if another user owns it or can
+    /// write to it) where the development CA and certificate are kept and reused when no
+    /// --tls-cert is given [default: $XDG_RUNTIME_DIR/deployguard-dev, else
+    /// $XDG_CACHE_HOME/deployguard-dev or ~/.cache/deployguard-dev].
+    #[arg(long, env = "DEPLOYGUARD_DEV_CERT_DIR")]
+    pub dev_cert_dir: Option<PathBuf>,
     /// The LimitRange watch (boxed: these arguments are a variant of the CLI's command
     /// enum, which clippy wants small).
     #[command(flatten)]

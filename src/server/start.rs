@@ -20,7 +20,7 @@ use super::listener::{Listener, Stages, raised};
 use super::metrics::{self, Metrics};
 use super::reload::{CertFiles, PolicyFile, ReloadHandle, Reloader};
 use super::tls::{CertResolver, LoadedCert, TlsError, certified, load_cert, server_config};
-use super::{LimitRangeMode, ServeArgs, ServerError, devcert, routes};
+use super::{LimitRangeMode, ServeArgs, ServerError, dev_dir, devcert, routes};
 use crate::config::{ConfigError, parse_policy};
 use crate::policy::Policy;
 
@@ -90,37 +90,19 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
         }
     };
 
-    let (loaded, cert_files_bytes, dev_ca) = match (&args.tls_cert, &args.tls_key) {
+    let given = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let cert_pem = read(cert).await?;
             let key_pem = read(key).await?;
             let loaded = load_cert(&cert_pem, &key_pem, cert, key, &provider)?;
-            (loaded, Some((cert_pem, key_pem)), None)
+            Some((loaded, (cert_pem, key_pem)))
         }
-        _ => {
-            let dev = devcert::generate()?;
-            let dev_path = Path::new("(development certificate)");
-            let loaded = certified(dev.chain, dev.key, dev_path, dev_path, &provider)?;
-            let ca_path = devcert::write_ca(&args.dev_cert_dir, &dev.ca_pem)?;
-            (loaded, None, Some(ca_path))
-        }
+        _ => None,
     };
-    let LoadedCert { key, not_after } = loaded;
-    if let Some(not_after) = not_after {
-        metrics.cert_not_after.set(not_after);
-    }
-    let resolver = Arc::new(CertResolver::new(key));
     let client_ca = match &args.client_ca {
         Some(path) => Some((path.as_path(), read(path).await?)),
         None => None,
     };
-    let tls = server_config(
-        resolver.clone(),
-        client_ca
-            .as_ref()
-            .map(|(path, pem)| (*path, pem.as_slice())),
-        provider.clone(),
-    )?;
 
     // Before binding: a server told to watch that has no API to watch must not start.
     let limit_range_view = match args.limit_ranges.mode {
@@ -149,6 +131,34 @@ pub async fn start(args: &ServeArgs) -> Result<RunningServer, ServerError> {
     let metrics_tcp = bind_all(&args.metrics_listen, "--metrics-listen").await?;
     let local_addrs = local_addrs_of(&tcp, "--listen")?;
     let metrics_addrs = local_addrs_of(&metrics_tcp, "--metrics-listen")?;
+
+    // Only now, with both ports ours, may the development files be touched: a server that
+    // fails to bind must leave another one's certificate alone.
+    let (loaded, cert_files_bytes, dev_ca) = match given {
+        Some((loaded, bytes)) => (loaded, Some(bytes), None),
+        None => {
+            let dir = match &args.dev_cert_dir {
+                Some(dir) => dir.clone(),
+                None => dev_dir::default_dir()?,
+            };
+            let (dev, ca_path) = devcert::load_or_create(&dir, &provider)?;
+            let dev_path = Path::new("(development certificate)");
+            let loaded = certified(dev.chain, dev.key, dev_path, dev_path, &provider)?;
+            (loaded, None, Some(ca_path))
+        }
+    };
+    let LoadedCert { key, not_after } = loaded;
+    if let Some(not_after) = not_after {
+        metrics.cert_not_after.set(not_after);
+    }
+    let resolver = Arc::new(CertResolver::new(key));
+    let tls = server_config(
+        resolver.clone(),
+        client_ca
+            .as_ref()
+            .map(|(path, pem)| (*path, pem.as_slice())),
+        provider.clone(),
+    )?;
 
     let mut app = App::new(policy, metrics.clone(), args.max_body_bytes);
     let mut limit_range_watch = None;
