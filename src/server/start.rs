@@ -300,9 +300,9 @@ async fn read_policy(path: &Path) -> Result<(Policy, Vec<u8>), ConfigError> {
     let origin = path.display().to_string();
     let bytes = tokio::fs::read(path)
         .await
-        .map_err(|source| ConfigError::Read {
+        .map_err(|error| ConfigError::Read {
             path: origin.clone(),
-            source,
+            error,
         })?;
     let text = std::str::from_utf8(&bytes).map_err(|error| ConfigError::Syntax {
         origin: origin.clone(),
@@ -313,12 +313,10 @@ async fn read_policy(path: &Path) -> Result<(Policy, Vec<u8>), ConfigError> {
 }
 
 async fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    tokio::fs::read(path)
-        .await
-        .map_err(|source| TlsError::Read {
-            path: path.display().to_string(),
-            source,
-        })
+    tokio::fs::read(path).await.map_err(|error| TlsError::Read {
+        path: path.display().to_string(),
+        error,
+    })
 }
 
 /// The bound addresses (never empty: `bind_all` binds one or fails).
