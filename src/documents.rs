@@ -9,6 +9,8 @@
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::yaml_error;
+
 /// One document of a file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document<'a> {
@@ -114,17 +116,18 @@ fn parse_yaml_document(
         }
     }
     serde_saphyr::from_str::<Option<Value>>(text).map_err(|error| {
-        // Line numbers in the message are the file's, not the document's.
-        let options = serde_saphyr::render_options! { line_offset: first_line as u64 };
         let line = error
             .location()
             .and_then(|at| usize::try_from(at.line()).ok())
             .filter(|&line| line > 0)
             .map(|line| first_line + line);
-        (
-            format!("invalid YAML: {}", error.render_with_options(options)),
-            line,
-        )
+        // The caller names the file's line; the message adds only the column.
+        let message = match (line, yaml_error::without_position(&error)) {
+            (Some(_), (message, Some(column))) => format!("{message} (column {column})"),
+            (Some(_), (message, None)) => message,
+            (None, _) => yaml_error::with_position(&error, first_line as u64),
+        };
+        (format!("invalid YAML: {message}"), line)
     })
 }
 
@@ -238,9 +241,11 @@ mod tests {
         assert!(docs[0].is_ok() && docs[2].is_ok());
         let error = docs[1].as_ref().unwrap_err();
         assert_eq!(error.index, 1);
-        assert!(
-            error.message.contains("line 3"),
-            "line numbers are the file's: {error}"
+        assert_eq!(error.line, 3, "line numbers are the file's: {error}");
+        // The line is the caller's to print; the message holds only the column.
+        assert_eq!(
+            error.message,
+            "invalid YAML: unclosed bracket '[' (column 4)"
         );
     }
 

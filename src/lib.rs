@@ -4,6 +4,13 @@
 //! The policy engine ([`policy`]) is pure; [`workload`] finds pod specs in objects,
 //! [`patch`] turns injections into RFC 6902 operations, and [`admission`] answers
 //! AdmissionReviews. The server and the CLI are thin doors onto these.
+//!
+//! Errors say each cause once: a `thiserror` variant writes its cause into its message and
+//! does not also expose it as a source (no field named `source`, no `#[source]`; `#[from]`
+//! only with `#[error(transparent)]`), because logs print errors with `Display` and the CLI
+//! prints the whole chain. Library messages that only make sense to someone reading the
+//! library (option names, `Debug` output) are translated where they are caught.
+//! `tests/error_messages.rs` runs every user-facing error through the binary.
 
 pub mod admission;
 pub mod cli;
@@ -15,3 +22,4 @@ pub mod patch;
 pub mod policy;
 pub mod server;
 pub mod workload;
+mod yaml_error;

@@ -97,7 +97,10 @@ def main():
     # ---------------------------------------------------------------- Deployment
     dep = one("Deployment")
     svc = one("Service")
-    cm = one("ConfigMap")
+    # the policy ConfigMap (the dashboard's, when rendered, is checked below)
+    policy_cms = [d for d in by_kind.get("ConfigMap", []) if "policy.yaml" in d.get("data", {})]
+    check(len(policy_cms) == 1, f"expected exactly one ConfigMap with policy.yaml, found {len(policy_cms)}")
+    cm = policy_cms[0] if policy_cms else None
     if not (dep and svc and cm):
         return report()
     fullname = dep["metadata"]["name"]
@@ -499,6 +502,17 @@ def main():
             check("metrics" in sports, "Service has no metrics port")
     else:
         check(not by_kind.get("ServiceMonitor"), "ServiceMonitor rendered although disabled")
+    if values["metrics"]["prometheusRule"]["enabled"]:
+        pr = one("PrometheusRule")
+        if pr:
+            alerts = {r.get("alert") for g in pr["spec"]["groups"] for r in g["rules"]}
+            check({"DeployguardDown", "DeployguardCertificateExpiresSoon", "DeployguardWebhookCallsFailing"} <= alerts,
+                  f"PrometheusRule alerts: {sorted(alerts)}")
+    else:
+        check(not by_kind.get("PrometheusRule"), "PrometheusRule rendered although disabled")
+    dashboards = [d for d in by_kind.get("ConfigMap", []) if d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    check(len(dashboards) == (1 if values["metrics"]["dashboard"]["enabled"] else 0),
+          f"{len(dashboards)} grafana_dashboard ConfigMaps rendered, metrics.dashboard.enabled is {values['metrics']['dashboard']['enabled']}")
 
     return report()
 

@@ -9,10 +9,10 @@ use glob::{MatchOptions, Pattern, PatternError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-#[error("--exclude {pattern:?}: {source}")]
+#[error("--exclude {pattern:?}: {error}")]
 pub struct ExcludeError {
     pattern: String,
-    source: PatternError,
+    error: PatternError,
 }
 
 /// The `--exclude` patterns of one run.
@@ -34,9 +34,9 @@ impl Excludes {
         let mut excludes = Excludes::default();
         for pattern in patterns {
             let trimmed = pattern.trim_start_matches("./").trim_end_matches('/');
-            let compiled = Pattern::new(trimmed).map_err(|source| ExcludeError {
+            let compiled = Pattern::new(trimmed).map_err(|error| ExcludeError {
                 pattern: pattern.clone(),
-                source,
+                error,
             })?;
             if trimmed.contains('/') {
                 excludes.paths.push(compiled);

@@ -1,4 +1,4 @@
-//! The log subscriber: JSON lines in production, readable text by hand. `RUST_LOG`
+//! The log subscriber: JSON lines in production, readable text at a terminal. `RUST_LOG`
 //! overrides the level (default `info`, without kube-rs's line per failed API request:
 //! the LimitRange watch and live read log each failure themselves, with what it means).
 //!
@@ -26,8 +26,9 @@ pub fn init(format: LogFormat) -> WorkerGuard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
+    let on_terminal = std::io::stdout().is_terminal();
     // Err only means a subscriber is already set (a test, an embedding program): keep it.
-    let _ = match format {
+    let _ = match resolve(format, on_terminal) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -35,9 +36,31 @@ pub fn init(format: LogFormat) -> WorkerGuard {
             .with_span_list(false)
             .try_init(),
         // Colour codes would break `grep listen=` on a piped log.
-        LogFormat::Text => builder
-            .with_ansi(std::io::stdout().is_terminal())
-            .try_init(),
+        LogFormat::Text | LogFormat::Auto => builder.with_ansi(on_terminal).try_init(),
     };
     guard
+}
+
+/// `auto` is text for a person at a terminal, JSON lines for a log collector.
+fn resolve(format: LogFormat, on_terminal: bool) -> LogFormat {
+    match format {
+        LogFormat::Auto if on_terminal => LogFormat::Text,
+        LogFormat::Auto => LogFormat::Json,
+        chosen => chosen,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_is_text_on_a_terminal_and_json_otherwise() {
+        assert_eq!(resolve(LogFormat::Auto, true), LogFormat::Text);
+        assert_eq!(resolve(LogFormat::Auto, false), LogFormat::Json);
+        for on_terminal in [true, false] {
+            assert_eq!(resolve(LogFormat::Json, on_terminal), LogFormat::Json);
+            assert_eq!(resolve(LogFormat::Text, on_terminal), LogFormat::Text);
+        }
+    }
 }

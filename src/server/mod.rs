@@ -4,8 +4,10 @@
 //! [`serve`] is `deployguard serve`: logging, a runtime, and signals around [`start`].
 
 mod app;
+mod bind;
 mod body;
 mod connection_timeouts;
+mod dev_dir;
 mod devcert;
 mod grant_expiry;
 mod limit_ranges;
@@ -20,7 +22,6 @@ mod shutdown;
 mod start;
 mod tls;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use clap::Args;
 use thiserror::Error;
 
+pub use bind::ListenAddr;
 pub use devcert::DevCertError;
 pub use limit_ranges::LimitRangeError;
 pub use start::{RunningServer, start};
@@ -39,16 +41,17 @@ use crate::policy::Policy;
 /// `deployguard serve` options; every flag has a `DEPLOYGUARD_*` environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address of the TLS port (webhook endpoints and health).
+    /// Address of the TLS port (webhook endpoints and health): an IP address
+    /// (`[::]:8443` for IPv6 and IPv4) or a host name, every address it resolves to bound.
     #[arg(long, env = "DEPLOYGUARD_LISTEN", default_value = "0.0.0.0:8443")]
-    pub listen: SocketAddr,
-    /// Address of the plain-HTTP metrics port.
+    pub listen: ListenAddr,
+    /// Address of the plain-HTTP metrics port, written like --listen.
     #[arg(
         long,
         env = "DEPLOYGUARD_METRICS_LISTEN",
         default_value = "0.0.0.0:9090"
     )]
-    pub metrics_listen: SocketAddr,
+    pub metrics_listen: ListenAddr,
     /// Serving certificate chain (PEM). Without it a self-signed development CA and
     /// certificate are generated at start-up.
     #[arg(long, env = "DEPLOYGUARD_TLS_CERT", requires = "tls_key")]
@@ -62,12 +65,13 @@ pub struct ServeArgs {
     /// Policy file (YAML); the built-in default policy when absent.
     #[arg(long, env = "DEPLOYGUARD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log format.
+    /// Log format: `auto` writes text when standard output (where the log goes) is a
+    /// terminal and JSON lines otherwise.
     #[arg(
         long,
         env = "DEPLOYGUARD_LOG_FORMAT",
         value_enum,
-        default_value = "json"
+        default_value = "auto"
     )]
     pub log_format: LogFormat,
     /// Largest request body accepted, in bytes (the API server's own request limit is 3 MiB;
@@ -78,9 +82,10 @@ pub struct ServeArgs {
     #[arg(long, env = "DEPLOYGUARD_SHUTDOWN_GRACE", default_value_t = 20)]
     pub shutdown_grace: u64,
     /// Seconds the listener keeps accepting after SIGTERM while /readyz reports 503, so
-    /// that endpoints stop routing here first.
-    #[arg(long, env = "DEPLOYGUARD_DRAIN_DELAY", default_value_t = 5)]
-    pub drain_delay: u64,
+    /// that endpoints stop routing here first [default: 5; 0 without --tls-cert, where no
+    /// endpoints route here].
+    #[arg(long, env = "DEPLOYGUARD_DRAIN_DELAY")]
+    pub drain_delay: Option<u64>,
     /// Seconds a client gets for the TLS handshake, then (HTTP/1.1) for the headers of its
     /// first request, and of each later request from its first byte on. Keep it below the
     /// webhook's timeoutSeconds.
@@ -99,13 +104,12 @@ pub struct ServeArgs {
     /// Most TLS connections open at once; further clients wait in the listen backlog.
     #[arg(long, env = "DEPLOYGUARD_MAX_CONNECTIONS", default_value_t = 512)]
     pub max_connections: u32,
-    /// Where the development CA certificate is written when no --tls-cert is given.
-    #[arg(
-        long,
-        env = "DEPLOYGUARD_DEV_CERT_DIR",
-        default_value = "/tmp/deployguard-dev"
-    )]
-    pub dev_cert_dir: PathBuf,
+    /// Private directory (created with mode 0700, refused if another user owns it or can
+    /// write to it) where the development CA and certificate are kept and reused when no
+    /// --tls-cert is given [default: $XDG_RUNTIME_DIR/deployguard-dev, else
+    /// $XDG_CACHE_HOME/deployguard-dev or ~/.cache/deployguard-dev].
+    #[arg(long, env = "DEPLOYGUARD_DEV_CERT_DIR")]
+    pub dev_cert_dir: Option<PathBuf>,
     /// The LimitRange watch (boxed: these arguments are a variant of the CLI's command
     /// enum, which clippy wants small).
     #[command(flatten)]
@@ -149,17 +153,24 @@ pub enum LimitRangeMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    Auto,
     Json,
     Text,
 }
 
 #[derive(Debug, Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr} ({flag}): {source}")]
+    #[error("cannot listen on {addr} ({flag}): {error}")]
     Bind {
         flag: &'static str,
-        addr: SocketAddr,
-        source: std::io::Error,
+        addr: String,
+        error: std::io::Error,
+    },
+    #[error("cannot resolve {addr} ({flag}): {error}")]
+    Resolve {
+        flag: &'static str,
+        addr: String,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Policy(#[from] ConfigError),

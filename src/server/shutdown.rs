@@ -22,7 +22,7 @@ impl RunningServer {
         tokio::time::sleep(self.drain_delay).await;
 
         let _ = self.stop_accepting.send(true);
-        let _ = (&mut self.listener).await;
+        while self.listeners.join_next().await.is_some() {}
         let _ = self.graceful.send(true);
         info!(
             grace_s = self.grace.as_secs(),
@@ -48,7 +48,7 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         let _ = self.abort.send(true);
-        self.listener.abort();
+        self.listeners.abort_all();
         self.metrics_server.abort();
     }
 }

@@ -10,7 +10,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, version};
-use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 
@@ -18,28 +18,19 @@ use super::not_after::not_after_unix;
 
 #[derive(Debug, Error)]
 pub enum TlsError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: not a PEM certificate chain: {source}")]
-    CertPem {
-        path: String,
-        source: rustls_pki_types::pem::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path}: not a PEM certificate chain: {reason}")]
+    CertPem { path: String, reason: String },
     #[error("{path}: no certificate (no `BEGIN CERTIFICATE` block)")]
     NoCertificate { path: String },
-    #[error("{path}: no usable PEM private key: {source}")]
-    KeyPem {
-        path: String,
-        source: rustls_pki_types::pem::Error,
-    },
-    #[error("{cert} with key {key}: {source}")]
+    #[error("{path}: no usable PEM private key: {reason}")]
+    KeyPem { path: String, reason: String },
+    #[error("{cert} with key {key}: {reason}")]
     Unusable {
         cert: String,
         key: String,
-        source: rustls::Error,
+        reason: String,
     },
     #[error("client CA {path}: {message}")]
     ClientCa { path: String, message: String },
@@ -63,15 +54,37 @@ pub fn load_cert(
 ) -> Result<LoadedCert, TlsError> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::CertPem {
+        .map_err(|error| TlsError::CertPem {
             path: cert_path.display().to_string(),
-            source,
+            reason: pem_reason(error, "no `BEGIN CERTIFICATE` block"),
         })?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| TlsError::KeyPem {
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|error| TlsError::KeyPem {
         path: key_path.display().to_string(),
-        source,
+        reason: pem_reason(
+            error,
+            "no `BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY` block",
+        ),
     })?;
     certified(chain, key, cert_path, key_path, provider)
+}
+
+/// What is wrong with a PEM file, in words (the library prints markers as byte arrays).
+fn pem_reason(error: pem::Error, none_found: &str) -> String {
+    match error {
+        pem::Error::NoItemsFound => none_found.to_owned(),
+        pem::Error::MissingSectionEnd { end_marker } => {
+            let marker = String::from_utf8_lossy(&end_marker);
+            format!(
+                "a `BEGIN {0}` block has no `-----END {0}-----` line",
+                marker.trim()
+            )
+        }
+        pem::Error::IllegalSectionStart { line } => {
+            format!("malformed line {:?}", String::from_utf8_lossy(&line))
+        }
+        pem::Error::Base64Decode(error) => format!("a block is not valid base64 ({error})"),
+        other => other.to_string(),
+    }
 }
 
 /// Builds the rustls key from DER; the leaf must come first in `chain`.
@@ -88,12 +101,17 @@ pub fn certified(
         });
     };
     let not_after = not_after_unix(leaf);
-    let key =
-        CertifiedKey::from_der(chain, key, provider).map_err(|source| TlsError::Unusable {
-            cert: cert_path.display().to_string(),
-            key: key_path.display().to_string(),
-            source,
-        })?;
+    let key = CertifiedKey::from_der(chain, key, provider).map_err(|error| TlsError::Unusable {
+        cert: cert_path.display().to_string(),
+        key: key_path.display().to_string(),
+        // rustls names its internal check (`KeyMismatch`); say what it means.
+        reason: match error {
+            rustls::Error::InconsistentKeys(_) => {
+                "the private key does not belong to the certificate".into()
+            }
+            other => other.to_string(),
+        },
+    })?;
     Ok(LoadedCert { key, not_after })
 }
 
