@@ -167,7 +167,7 @@ assert_variant() {
 # API server: neither its type checker nor its cost limits run here) on routing_cases.yaml.
 routing_variant() {
   [ -s "$WORK/render-$1.yaml" ] || { cat "$WORK/render-$1.err"; return 1; }
-  "$PY" "$TESTS/check_routing.py" "$WORK/render-$1.yaml" "$TESTS/routing_cases.yaml"
+  "$PY" "$TESTS/check_routing.py" --requesters tests/fixtures/trusted_requesters.yaml "$WORK/render-$1.yaml" "$TESTS/routing_cases.yaml"
 }
 for v in "${VARIANTS[@]}"; do
   check "kubernetes-validate --strict $OLDEST_K8S [$v]" kubeval "$OLDEST_K8S" "$WORK/render-$v.yaml"
@@ -189,7 +189,7 @@ tampered_renders_fail() {
   "$PY" "$TESTS/tamper.py" "$WORK/render-defaults.yaml" "$WORK/tampered" "$WORK/other-ca.pem" "${variant_args[@]}" >"$WORK/tamperings.txt"
   while read -r n variant; do
     if "$PY" "$TESTS/assert_rendered.py" "$CHART" "$WORK/tampered/$n.yaml" "$NS" ${variant:+"$TESTS/values/$variant.yaml"} >/dev/null 2>&1 &&
-       "$PY" "$TESTS/check_routing.py" "$WORK/tampered/$n.yaml" "$TESTS/routing_cases.yaml" >/dev/null 2>&1; then
+       "$PY" "$TESTS/check_routing.py" --requesters tests/fixtures/trusted_requesters.yaml "$WORK/tampered/$n.yaml" "$TESTS/routing_cases.yaml" >/dev/null 2>&1; then
       missed+=("$n${variant:+ [$variant]}")
     else
       caught=$((caught + 1))
@@ -312,7 +312,7 @@ routing_matches_engine() {
   have_bin
   for v in "${VARIANTS[@]}"; do
     [ -s "$WORK/render-$v.yaml" ] || { echo "[$v] not rendered"; return 1; }
-    "$PY" "$TESTS/check_routing.py" "$WORK/render-$v.yaml" "$TESTS/routing_cases.yaml" "$BIN" | sed "s/^/[$v] /"
+    "$PY" "$TESTS/check_routing.py" --requesters tests/fixtures/trusted_requesters.yaml "$WORK/render-$v.yaml" "$TESTS/routing_cases.yaml" "$BIN" | sed "s/^/[$v] /"
   done
 }
 check "deployguard review with each variant's policy: cases routed to the fail-open entry are allowed, to the fail-closed one denied" routing_matches_engine

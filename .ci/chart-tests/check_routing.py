@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Evaluates the rendered validating webhook's matchConditions with a CEL implementation.
 
-usage: check_routing.py RENDERED.yaml CASES.yaml [DEPLOYGUARD_BIN]
+usage: check_routing.py [--requesters TABLE.yaml] RENDERED.yaml CASES.yaml [DEPLOYGUARD_BIN]
 
 RENDERED.yaml is a `helm template` of the chart; CASES.yaml is routing_cases.yaml (see its
 header). For every case, the matchConditions of the fail-closed entry
@@ -22,6 +22,11 @@ With DEPLOYGUARD_BIN, each case also goes through `deployguard review` with the 
 policy: a request routed to the fail-open entry must be allowed, and (when the policy's
 defaultMode is enforce) one routed to the fail-closed entry must be denied: the routing
 and the engine agree on which requests deployguard can deny.
+With --requesters (tests/fixtures/trusted_requesters.yaml, the table the Rust tests read
+too), each of its userInfo entries is added as three cases (a Pod owned by a ReplicaSet, a
+ReplicaSet owned by a Deployment, a Job owned by a CronJob): route controller-owned when
+the table says trusted, judged otherwise, so a forged owner from a user must reach the
+fail-closed entry.
 What this does not check: the API server's type checker and its CEL cost limits.
 Prints one line per failed assertion and a summary; exit 1 if any assertion failed.
 """
@@ -103,9 +108,35 @@ def outcome(results):
     return "error"
 
 
+OWNED = [("Pod", "ReplicaSet"), ("ReplicaSet", "Deployment"), ("Job", "CronJob")]
+
+
+def requester_cases(table_file):
+    """Cases from the trusted-requester table: every owned kind, from every userInfo."""
+    spec = {"containers": [{"name": "app", "image": "registry.example/app:1"}]}
+    cases = []
+    for i, entry in enumerate(yaml.safe_load(open(table_file))["cases"]):
+        for kind, owner in OWNED:
+            body = spec if kind == "Pod" else {
+                "selector": {"matchLabels": {"app": "x"}},
+                "template": {"metadata": {"labels": {"app": "x"}}, "spec": spec}}
+            obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": f"requester-{i}", "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": owner, "name": "o", "uid": "6f1c2f4e-0d7e-4c55-9a43-3d5e1c8b2a10",
+                 "controller": True}]}, "spec": body}
+            cases.append({"name": f"requester-{i}-{kind}-{entry['userInfo'].get('username', '(none)')}",
+                          "route": "controller-owned" if entry["trusted"] else "judged",
+                          "request": {"operation": "CREATE", "kind": {"kind": kind},
+                                      "userInfo": entry["userInfo"], "object": obj}})
+    return cases
+
+
 def main():
-    rendered, cases_file = sys.argv[1], sys.argv[2]
-    binary = sys.argv[3] if len(sys.argv) > 3 else None
+    argv = sys.argv[1:]
+    requesters = None
+    if argv[:1] == ["--requesters"]:
+        requesters, argv = argv[1], argv[2:]
+    rendered, cases_file = argv[0], argv[1]
+    binary = argv[2] if len(argv) > 2 else None
     docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
     vwcs = [d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"]
     if not vwcs:
@@ -146,7 +177,7 @@ def main():
     enforcing = policy.get("defaultMode", "enforce") == "enforce"
 
     table = yaml.safe_load(open(cases_file))
-    cases = table["cases"]
+    cases = table["cases"] + (requester_cases(requesters) if requesters else [])
     names = [c["name"] for c in cases]
     check(len(set(names)) == len(names), "duplicate case names")
     rule_kinds = {k for k, (g, _, r) in KINDS.items()

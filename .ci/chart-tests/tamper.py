@@ -243,6 +243,9 @@ def main():
         "audit-entry-fewer-kinds": lambda d: audit_entry(d)["rules"].pop(),
         "audit-entry-judges-own-namespace": lambda d: audit_entry(d).update(namespaceSelector={}),
         "routing-dropped-from-main-entry": lambda d: drop_routing(d, "validate.deployguard.io"),
+        "routing-any-requester": lambda d: edit_routing(
+            d, "has(request.userInfo) && has(request.userInfo.username) && request.userInfo.username != '' &&", "true ||"),
+        "routing-requester-prefix-widened": lambda d: edit_routing(d, 'startsWith("system:node:")', 'startsWith("system:")'),
         "routing-dropped-from-audit-entry": lambda d: drop_routing(d, "audit.validate.deployguard.io"),
         "routing-not-negated": lambda d: entry(d, "validate.deployguard.io")["matchConditions"][-1].update(
             expression=audit_entry(d)["matchConditions"][-1]["expression"]),

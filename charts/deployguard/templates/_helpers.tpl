@@ -181,8 +181,35 @@ Every field is tested with has() before it is read, and oldObject against null, 
 no shape of request makes the expression fail (an error applies the failurePolicy).
 Kinds outside the list are false: fail closed.
 */}}
+{{- /*
+CEL: the request comes from a user in policy.controllerOwnedPods.trustedRequesters, read
+as the engine reads it (exact names; a trailing * is a prefix; no user: not trusted).
+JSON string literals are CEL string literals.
+*/}}
+{{- define "deployguard.trustedRequesterExpression" -}}
+{{- $exact := list -}}
+{{- $tests := list -}}
+{{- range (dig "controllerOwnedPods" "trustedRequesters" list .Values.policy) -}}
+{{- if hasSuffix "*" . -}}
+{{- $tests = append $tests (printf "request.userInfo.username.startsWith(%s)" (trimSuffix "*" . | toJson)) -}}
+{{- else -}}
+{{- $exact = append $exact . -}}
+{{- end -}}
+{{- end -}}
+{{- if $exact -}}
+{{- $tests = prepend $tests (printf "request.userInfo.username in %s" (toJson $exact)) -}}
+{{- end -}}
+{{- if $tests -}}
+has(request.userInfo) && has(request.userInfo.username) && request.userInfo.username != '' &&
+      ({{ join " ||\n       " $tests }})
+{{- else -}}
+false
+{{- end -}}
+{{- end }}
+
 {{- define "deployguard.neverDeniesExpression" -}}
 {{- $owned := ne (toString (dig "controllerOwnedPods" "maxMode" "audit" .Values.policy)) "enforce" -}}
+{{- $trusted := include "deployguard.trustedRequesterExpression" . -}}
 {{- $tpl := "has(O.spec) && has(O.spec.template) && has(O.spec.template.spec)" -}}
 {{- $cron := "has(O.spec) && has(O.spec.jobTemplate) && has(O.spec.jobTemplate.spec) &&\n      has(O.spec.jobTemplate.spec.template) && has(O.spec.jobTemplate.spec.template.spec)" -}}
 {{- $controller := "has(object.metadata) && has(object.metadata.ownerReferences) &&\n      object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller == true%s)" -}}
@@ -190,7 +217,8 @@ Kinds outside the list are false: fail closed.
 (request.kind.kind == 'Pod' && (
     !has(object.spec) ||
     {{- if $owned }}
-    ({{ printf $controller "" }}) ||
+    (({{ $trusted }}) &&
+      {{ printf $controller "" }}) ||
     {{- end }}
     (request.operation == 'UPDATE' && oldObject != null && has(oldObject.spec) &&
       object.spec == oldObject.spec))) ||
@@ -202,8 +230,9 @@ Kinds outside the list are false: fail closed.
 (request.kind.kind in ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'ReplicationController', 'Job'] && (
     !({{ $tpl | replace "O." "object." }}) ||
     {{- if $owned }}
-    (request.kind.kind == 'ReplicaSet' && {{ printf $controller " &&\n        has(r.kind) && r.kind == 'Deployment'" }}) ||
-    (request.kind.kind == 'Job' && {{ printf $controller " &&\n        has(r.kind) && r.kind == 'CronJob'" }}) ||
+    (({{ $trusted }}) && (
+      (request.kind.kind == 'ReplicaSet' && {{ printf $controller " &&\n        has(r.kind) && r.kind == 'Deployment'" }}) ||
+      (request.kind.kind == 'Job' && {{ printf $controller " &&\n        has(r.kind) && r.kind == 'CronJob'" }}))) ||
     {{- end }}
     (request.operation == 'UPDATE' && oldObject != null &&
       {{ $tpl | replace "O." "oldObject." }} &&
