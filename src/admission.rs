@@ -438,6 +438,13 @@ fn fill_validation(
         .with_mode(Mode::Warn)
         .map(|f| format!("deployguard: {}", f.describe()))
         .collect();
+    // A denial says it in its message; an allowed object with findings says it here.
+    if let Some(owner) = &judgement.untrusted_owner
+        && response.allowed
+        && !judgement.findings.is_empty()
+    {
+        warnings.push(format!("deployguard: {owner}: judged in full"));
+    }
     if !judgement.exempted.is_empty() {
         let rules: Vec<&str> = judgement.exempted.iter().map(|r| r.as_str()).collect();
         warnings.push(format!(

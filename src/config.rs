@@ -58,6 +58,13 @@ struct PolicyFile {
     controller_owned_pods: Option<ControllerOwnedFile>,
     resource_units: Option<ResourceUnitsFile>,
     go_runtime: Option<GoRuntimeFile>,
+    metrics: Option<MetricsFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct MetricsFile {
+    findings_namespaces: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,7 +180,8 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
             .extend(rule_modes(rules, "rules").map_err(|(k, p)| invalid(k, p))?);
     }
     if let Some(namespaces) = file.excluded_namespaces {
-        policy.excluded_namespaces = namespace_set(namespaces).map_err(|(k, p)| invalid(k, p))?;
+        policy.excluded_namespaces =
+            namespace_set(namespaces, "excludedNamespaces").map_err(|(k, p)| invalid(k, p))?;
     }
     if let Some(overrides) = file.namespace_overrides {
         for (namespace, over) in overrides {
@@ -203,6 +211,10 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, ConfigError> {
                 exemptions::patterns(requesters, "controllerOwnedPods.trustedRequesters")
                     .map_err(|(k, p)| invalid(k, p))?;
         }
+    }
+    if let Some(namespaces) = file.metrics.and_then(|m| m.findings_namespaces) {
+        policy.findings_namespaces = namespace_set(namespaces, "metrics.findingsNamespaces")
+            .map_err(|(k, p)| invalid(k, p))?;
     }
     if let Some(cores) = file.resource_units.and_then(|r| r.max_cpu_cores) {
         policy.max_cpu_cores = u32::try_from(cores)
@@ -308,13 +320,12 @@ fn known_rules() -> String {
         .join(", ")
 }
 
-fn namespace_set(namespaces: Vec<String>) -> Result<BTreeSet<String>, (String, String)> {
+fn namespace_set(namespaces: Vec<String>, key: &str) -> Result<BTreeSet<String>, (String, String)> {
     namespaces
         .into_iter()
         .enumerate()
         .map(|(index, name)| {
-            check_namespace_name(&name)
-                .map_err(|problem| (format!("excludedNamespaces[{index}]"), problem))?;
+            check_namespace_name(&name).map_err(|problem| (format!("{key}[{index}]"), problem))?;
             Ok(name)
         })
         .collect()
@@ -552,6 +563,14 @@ mod tests {
             error("exemptions: {annotationRequesters: [\"\"]}")
                 .contains("exemptions.annotationRequesters[0]")
         );
+    }
+
+    #[test]
+    fn findings_namespaces_are_namespace_names() {
+        let policy = parse("metrics: {findingsNamespaces: [team-a, team-b]}").unwrap();
+        assert_eq!(policy.findings_namespaces.len(), 2);
+        let bad = error("metrics: {findingsNamespaces: [team-a, Team_B]}");
+        assert!(bad.contains("metrics.findingsNamespaces[1]"), "{bad}");
     }
 
     #[test]

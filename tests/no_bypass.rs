@@ -449,3 +449,22 @@ fn grants_exempt_with_their_reason_until_they_expire() {
     );
     assert!(!allowed_with(&policy, &unlabelled));
 }
+
+#[test]
+fn an_allowed_forged_owner_is_told_why_it_was_judged_in_full() {
+    let warn_only = parse_policy("defaultMode: warn", "test").unwrap();
+    let response = response_with(&warn_only, &owned_pod_from(json!({"username": "alice"})));
+    assert_eq!(response["response"]["allowed"], true);
+    let warnings = response["response"]["warnings"].to_string();
+    assert!(
+        warnings.contains(r#"deployguard: owner reference claims a controller, but the request comes from \"alice\": judged in full"#),
+        "{warnings}"
+    );
+    let controller = json!({"username": "system:serviceaccount:kube-system:replicaset-controller"});
+    let trusted = response_with(&warn_only, &owned_pod_from(controller));
+    assert!(
+        !trusted["response"]["warnings"]
+            .to_string()
+            .contains("owner reference")
+    );
+}

@@ -111,6 +111,9 @@ pub struct Policy {
     pub trusted_requesters: Vec<NamePattern>,
     /// A CPU limit or request above this many cores is taken for a unit mistake.
     pub max_cpu_cores: u32,
+    /// Namespaces the findings metric names (all others count as `other`); empty: the
+    /// metric has no `object_namespace` label.
+    pub findings_namespaces: BTreeSet<String>,
     pub go_runtime: GoRuntimeSettings,
 }
 
@@ -135,6 +138,7 @@ impl Default for Policy {
                 .filter_map(|user| NamePattern::parse(user).ok())
                 .collect(),
             max_cpu_cores: 128,
+            findings_namespaces: BTreeSet::new(),
             go_runtime: GoRuntimeSettings {
                 enabled: true,
                 select: GoRuntimeSelect::All,

@@ -3,6 +3,7 @@
 //! Every label value comes from a fixed set: the object kind is one of the workload kinds
 //! or `other`, so that a client cannot grow the series without bound.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -42,10 +43,38 @@ pub struct ReviewLabels {
     pub decision: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct FindingLabels {
     pub rule: &'static str,
     pub mode: &'static str,
+    /// Only when the policy names namespaces (`metrics.findingsNamespaces`): the object's
+    /// namespace if named, else `other`, so that every replica reports the same series.
+    /// Not `namespace`: Prometheus sets that to the scraped pod's (ours), and would rename
+    /// this one `exported_namespace`.
+    pub object_namespace: Option<String>,
+}
+
+impl EncodeLabelSet for FindingLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        let mut labels = vec![("rule", self.rule), ("mode", self.mode)];
+        if let Some(namespace) = &self.object_namespace {
+            labels.push(("object_namespace", namespace));
+        }
+        labels.encode(encoder)
+    }
+}
+
+/// The `object_namespace` label of a finding in `namespace`, given the policy's list.
+fn namespace_label(named: &BTreeSet<String>, namespace: &str) -> Option<String> {
+    if named.is_empty() {
+        return None;
+    }
+    let label = if named.contains(namespace) {
+        namespace
+    } else {
+        "other"
+    };
+    Some(label.to_owned())
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -204,7 +233,15 @@ impl Metrics {
         }
     }
 
-    pub fn record_review(&self, endpoint: Endpoint, summary: &ReviewSummary) {
+    /// Counts a review; findings carry an `object_namespace` label when `named_namespaces` (the
+    /// policy's `metrics.findingsNamespaces`) is not empty.
+    pub fn record_review(
+        &self,
+        endpoint: Endpoint,
+        summary: &ReviewSummary,
+        named_namespaces: &BTreeSet<String>,
+    ) {
+        let namespace = namespace_label(named_namespaces, &summary.namespace);
         self.reviews
             .get_or_create(&ReviewLabels {
                 endpoint: endpoint.as_str(),
@@ -218,6 +255,7 @@ impl Metrics {
                 .get_or_create(&FindingLabels {
                     rule: finding.rule.as_str(),
                     mode: finding.mode.as_str(),
+                    object_namespace: namespace.clone(),
                 })
                 .inc();
         }
@@ -287,5 +325,66 @@ async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
             format!("cannot encode metrics: {error}\n"),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::Decision;
+    use crate::policy::{Finding, Mode, RuleId};
+
+    fn denied_in(namespace: &str) -> ReviewSummary {
+        ReviewSummary {
+            uid: "u".into(),
+            kind: "Pod".into(),
+            namespace: namespace.into(),
+            name: "p".into(),
+            operation: "CREATE",
+            decision: Decision::Denied,
+            findings: vec![Finding {
+                rule: RuleId::CpuLimit,
+                mode: Mode::Enforce,
+                container: "app".into(),
+                message: "m".into(),
+            }],
+            patch_ops: 0,
+            exempted: Vec::new(),
+            granted: Vec::new(),
+            untrusted_owner: None,
+            skipped: None,
+        }
+    }
+
+    fn findings_lines(metrics: &Metrics) -> Vec<String> {
+        let text = metrics.encode().unwrap();
+        let lines = text
+            .lines()
+            .filter(|l| l.starts_with("deployguard_findings_total"));
+        lines.map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn findings_have_an_object_namespace_label_only_when_the_policy_names_namespaces() {
+        let metrics = Metrics::new();
+        metrics.record_review(Endpoint::Validate, &denied_in("team-a"), &BTreeSet::new());
+        assert_eq!(
+            findings_lines(&metrics),
+            [r#"deployguard_findings_total{rule="cpu-limit",mode="enforce"} 1"#]
+        );
+        let named = BTreeSet::from(["team-a".to_owned()]);
+        let metrics = Metrics::new();
+        for namespace in ["team-a", "team-b", "team-c"] {
+            metrics.record_review(Endpoint::Validate, &denied_in(namespace), &named);
+        }
+        let mut lines = findings_lines(&metrics);
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                r#"deployguard_findings_total{rule="cpu-limit",mode="enforce",object_namespace="other"} 2"#,
+                r#"deployguard_findings_total{rule="cpu-limit",mode="enforce",object_namespace="team-a"} 1"#,
+            ]
+        );
     }
 }

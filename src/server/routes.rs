@@ -143,7 +143,8 @@ async fn answer(app: &App, endpoint: Endpoint, request: Request) -> Response {
                         None => outcome,
                     };
                     log_review(endpoint, &outcome.summary, started.elapsed());
-                    app.metrics.record_review(endpoint, &outcome.summary);
+                    let named = &policy.findings_namespaces;
+                    app.metrics.record_review(endpoint, &outcome.summary, named);
                     (
                         [(header::CONTENT_TYPE, "application/json")],
                         Body::from(outcome.body),
