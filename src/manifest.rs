@@ -12,6 +12,8 @@ use crate::policy::{
 };
 use crate::workload::{Workload, WorkloadKind};
 
+mod typos;
+
 /// A document without a namespace is judged as this one, as `kubectl apply` would place it.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
@@ -89,8 +91,17 @@ pub fn judge_document_in(
 ) -> Vec<Result<WorkloadResult, ManifestError>> {
     objects(document)
         .filter_map(|(item, object)| {
+            if let Some(misspelt) =
+                typos::misspelt_kind_result(policy, item, object, scope.default_namespace)
+            {
+                return Some(Ok(misspelt));
+            }
             with_workload(item, object, scope, |workload, subject| {
-                let judgement = policy.judge(subject);
+                let mut judgement = policy.judge(subject);
+                if !judgement.excluded {
+                    let findings = &mut judgement.findings;
+                    typos::add_key_typos(policy, subject.namespace, workload.pod_spec, findings);
+                }
                 WorkloadResult {
                     item,
                     api_version: object

@@ -460,7 +460,7 @@ fn sarif_rules_levels_and_relative_uris() {
     assert_eq!(sarif["version"], "2.1.0");
     let run0 = &sarif["runs"][0];
     let rules = array(&run0["tool"]["driver"]["rules"]);
-    assert_eq!(rules.len(), 12);
+    assert_eq!(rules.len(), 13);
     for rule in rules {
         assert!(!rule["help"]["text"].as_str().unwrap().is_empty(), "{rule}");
     }
@@ -738,4 +738,52 @@ fn tempdir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Misspelt kinds and keys are findings of `manifest-typo` (warn), and the finding a
+/// misspelt key explains names it.
+#[test]
+fn misspellings_are_caught() {
+    let input = r#"apiVersion: apps/v1
+kind: Deploymnet
+metadata: {name: web}
+spec: {}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: app
+    livenesProbe: {tcpSocket: {port: 80}}
+    readinessProbe: {tcpSocket: {port: 80}}
+    resources: {limits: {cpu: 1, memroy: 1Gi}}
+"#;
+    let output = run_stdin(&["check", "-"], input);
+    let text = stdout(&output);
+    assert_eq!(code(&output), 1, "{text}");
+    assert!(
+        text.contains("Deploymnet/default/web manifest: kind \"Deploymnet\" is not a Kubernetes kind: did you mean Deployment?"),
+        "{text}"
+    );
+    assert!(
+        text.contains("container \"app\": no livenessProbe (found \"livenesProbe\")"),
+        "{text}"
+    );
+    assert!(
+        text.contains("container \"app\": no memory limit (found \"resources.limits.memroy\")"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unknown key \"livenesProbe\": did you mean \"livenessProbe\"?"),
+        "{text}"
+    );
+    let report = json(&run_stdin(&["check", "--output", "json", "-"], input));
+    let typos: Vec<&Value> = array(&report["results"])
+        .iter()
+        .flat_map(|r| array(&r["findings"]))
+        .filter(|f| f["rule"] == "manifest-typo")
+        .collect();
+    assert_eq!(typos.len(), 3, "{typos:?}");
+    assert!(typos.iter().all(|f| f["mode"] == "warn"));
 }

@@ -54,11 +54,12 @@ pub enum RuleId {
     LimitRange,
     GoEnv,
     GoRuntimeInjection,
+    ManifestTypo,
 }
 
 impl RuleId {
     /// Every rule, in the order the policy file and the docs list them.
-    pub const ALL: [RuleId; 12] = [
+    pub const ALL: [RuleId; 13] = [
         RuleId::LivenessProbe,
         RuleId::ReadinessProbe,
         RuleId::ProbePort,
@@ -71,6 +72,7 @@ impl RuleId {
         RuleId::LimitRange,
         RuleId::GoEnv,
         RuleId::GoRuntimeInjection,
+        RuleId::ManifestTypo,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +89,7 @@ impl RuleId {
             RuleId::LimitRange => "limit-range",
             RuleId::GoEnv => "go-env",
             RuleId::GoRuntimeInjection => "go-runtime-injection",
+            RuleId::ManifestTypo => "manifest-typo",
         }
     }
 
@@ -130,9 +133,12 @@ impl Finding {
         format!("{}: {} ({})", self.subject(), self.message, self.rule)
     }
 
-    /// `container "NAME"`, or `pod` for a finding about the whole pod.
+    /// `container "NAME"`, or `pod` for a finding about the whole pod (`manifest` for a
+    /// misspelt kind: there is no pod).
     pub fn subject(&self) -> String {
-        if self.container.is_empty() {
+        if self.container.is_empty() && self.rule == RuleId::ManifestTypo {
+            "manifest".to_owned()
+        } else if self.container.is_empty() {
             "pod".to_owned()
         } else {
             format!("container \"{}\"", self.container)

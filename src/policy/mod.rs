@@ -178,7 +178,10 @@ pub const DEFAULT_TRUSTED_REQUESTERS: [&str; 9] = [
 /// which is switched by `goRuntime.enabled` instead.
 pub fn default_rule_mode(rule: RuleId) -> Option<Mode> {
     match rule {
-        RuleId::ProbeSettings | RuleId::CpuRequest | RuleId::MemoryRequest => Some(Mode::Warn),
+        RuleId::ProbeSettings
+        | RuleId::CpuRequest
+        | RuleId::MemoryRequest
+        | RuleId::ManifestTypo => Some(Mode::Warn),
         RuleId::GoRuntimeInjection => None,
         _ => Some(Mode::Enforce),
     }

@@ -99,6 +99,12 @@ pub fn help(rule: RuleId) -> RuleHelp {
              variables.",
             "Go runtime",
         ),
+        RuleId::ManifestTypo => (
+            "ManifestTypo",
+            "No misspelt workload kinds or probe/resources keys",
+            "Spell the kind or key as Kubernetes does: the API server refuses an unknown kind              and drops unknown keys, so a misspelt livenessProbe or resources field is simply              missing in the cluster. Checked by `deployguard check` only.",
+            "Manifests",
+        ),
     };
     RuleHelp {
         name,
