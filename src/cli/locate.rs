@@ -30,6 +30,15 @@ impl Lines {
         }
     }
 
+    /// For an object that has no file (read from a cluster): every node is on line 1.
+    pub fn unknown() -> Lines {
+        Lines {
+            offset: 1,
+            first_content: 1,
+            root: None,
+        }
+    }
+
     /// The file's 1-based line of the node at `path` (mapping keys and sequence indexes
     /// from the document's root), or of the nearest ancestor the tree has.
     pub fn line_of(&self, path: &[Step<'_>]) -> usize {

@@ -1,6 +1,7 @@
-//! The command line: `serve`, `check`, `mutate`, `review`, `config`. Each subcommand is a
+//! The command line: `serve`, `check`, `audit`, `mutate`, `review`, `config`. Each subcommand is a
 //! thin door onto the library; this is the binary's edge, where errors become exit codes.
 
+pub mod audit;
 mod check;
 mod classify;
 mod containers;
@@ -13,6 +14,8 @@ mod report;
 mod requester;
 mod review;
 mod scan;
+
+pub use report::{Format, Report, cluster_reports};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +48,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Print manifests with GOMAXPROCS/GOMEMLIMIT injected into every pod spec.
     Mutate(mutate::MutateArgs),
+    /// Judge what a live cluster runs (kubeconfig); exit 1 when any finding is enforced.
+    Audit(audit::AuditArgs),
     /// Answer one AdmissionReview exactly as the webhook would.
     Review(review::ReviewArgs),
     /// Policy file helpers.
@@ -78,6 +83,7 @@ pub fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS)
             .map_err(|e| (ExitCode::FAILURE, e.into())),
         Command::Check(args) => check::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Mutate(args) => mutate::run(args),
         Command::Review(args) => review::run(args),
         Command::Config(ConfigCommand::Default) => {

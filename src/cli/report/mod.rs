@@ -13,6 +13,7 @@ mod xml;
 
 use clap::ValueEnum;
 use serde::Serialize;
+use serde_json::Value;
 
 use super::containers::{Container, noun};
 use super::output::print_text;
@@ -59,6 +60,16 @@ pub fn print(report: &Report, format: Format) {
         text::print_errors(report);
         text::print_skipped(report);
     }
+}
+
+/// The PolicyReports (`--output openreports`: the OpenReports Reports) of `report`, as
+/// objects to apply to a cluster.
+pub fn cluster_reports(report: &Report, format: Format) -> Vec<Value> {
+    let api = match format {
+        Format::Openreports => policyreport::Api::OpenReports,
+        _ => policyreport::Api::WgPolicy,
+    };
+    policyreport::objects(report, api)
 }
 
 /// Everything one run found.

@@ -49,10 +49,16 @@ const MAX_REPORT_BYTES: usize = 1024 * 1024;
 const POLICY: &str = "deployguard";
 
 pub fn render(report: &Report, api: Api) -> String {
-    json_text(&reports(report, api, &Base::current(), MAX_REPORT_BYTES))
+    let items = objects(report, api);
+    json_text(&json!({"apiVersion": "v1", "kind": "List", "items": items}))
 }
 
-fn reports(report: &Report, api: Api, base: &Base, max_bytes: usize) -> Value {
+/// The report objects, without the List around them (for server-side apply).
+pub fn objects(report: &Report, api: Api) -> Vec<Value> {
+    reports(report, api, &Base::current(), MAX_REPORT_BYTES)
+}
+
+fn reports(report: &Report, api: Api, base: &Base, max_bytes: usize) -> Vec<Value> {
     // `None`: cluster-scoped. Every kind deployguard judges is namespaced today.
     let mut by_namespace: BTreeMap<Option<&str>, Vec<Value>> = BTreeMap::new();
     for judged in &report.results {
@@ -75,7 +81,7 @@ fn reports(report: &Report, api: Api, base: &Base, max_bytes: usize) -> Value {
             items.push(envelope(api, namespace, &name, results));
         }
     }
-    json!({"apiVersion": "v1", "kind": "List", "items": items})
+    items
 }
 
 fn envelope(api: Api, namespace: Option<&str>, name: &str, results: Vec<Value>) -> Value {
