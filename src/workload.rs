@@ -24,6 +24,18 @@ pub enum WorkloadKind {
 }
 
 impl WorkloadKind {
+    /// Every kind deployguard judges, in the order the docs list them.
+    pub const ALL: [WorkloadKind; 8] = [
+        WorkloadKind::Pod,
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+        WorkloadKind::ReplicaSet,
+        WorkloadKind::ReplicationController,
+        WorkloadKind::Job,
+        WorkloadKind::CronJob,
+    ];
+
     pub fn from_kind(kind: &str) -> Option<WorkloadKind> {
         Some(match kind {
             "Pod" => WorkloadKind::Pod,

@@ -125,8 +125,12 @@ pub fn utc_date(text: &str) -> Result<Date, String> {
     date.ok_or_else(|| format!("{text:?} is not a date written YYYY-MM-DD"))
 }
 
-fn kinds() -> &'static str {
-    "Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob"
+fn kinds() -> String {
+    let kinds: Vec<&str> = WorkloadKind::ALL
+        .into_iter()
+        .map(WorkloadKind::as_str)
+        .collect();
+    kinds.join(", ")
 }
 
 fn all_rules() -> String {

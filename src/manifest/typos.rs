@@ -9,17 +9,6 @@ use super::WorkloadResult;
 use crate::policy::{Finding, Mode, Policy, RuleId};
 use crate::workload::WorkloadKind;
 
-const WORKLOAD_KINDS: [WorkloadKind; 8] = [
-    WorkloadKind::Pod,
-    WorkloadKind::Deployment,
-    WorkloadKind::StatefulSet,
-    WorkloadKind::DaemonSet,
-    WorkloadKind::ReplicaSet,
-    WorkloadKind::ReplicationController,
-    WorkloadKind::Job,
-    WorkloadKind::CronJob,
-];
-
 /// Every field of a core/v1 Container: none of them is a misspelling.
 const CONTAINER_FIELDS: [&str; 25] = [
     "name",
@@ -66,7 +55,7 @@ pub fn misspelt_kind(kind: &str) -> Option<&'static str> {
     if WorkloadKind::from_kind(kind).is_some() {
         return None;
     }
-    WORKLOAD_KINDS
+    WorkloadKind::ALL
         .into_iter()
         .map(WorkloadKind::as_str)
         .find(|known| close(kind, known))
