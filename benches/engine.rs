@@ -1,4 +1,4 @@
-//! Engine benchmarks: (a) judge + patch of a parsed 3-container Deployment,
+//! Engine benchmarks: (a) judge + patch of a 3-container Deployment from its JSON text,
 //! (b) `review` bytes in → bytes out on a real ~5 KB Pod AdmissionReview from the corpus.
 //! Run: `cargo bench --bench engine`.
 
@@ -6,13 +6,13 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use deployguard::admission::{Cluster, Endpoint, review};
-use deployguard::patch::go_env_patch;
-use deployguard::policy::{Policy, RequestContext};
+use deployguard::evaluate::{Evaluation, Scene};
+use deployguard::object::Object;
+use deployguard::policy::{LimitRanges, Policy, RequestContext};
 use deployguard::workload::Workload;
-use kube::core::DynamicObject;
 use serde_json::json;
 
-fn three_container_deployment() -> DynamicObject {
+fn three_container_deployment() -> String {
     let container = |name: &str, cpu: &str, memory: &str| {
         json!({"name": name, "image": format!("registry.example.com/{name}:1.0"),
             "ports": [{"name": "http", "containerPort": 8080}],
@@ -27,21 +27,28 @@ fn three_container_deployment() -> DynamicObject {
             "metadata": {"labels": {"app": "shop"}},
             "spec": {"containers": [container("api", "2", "1Gi"), container("worker", "1500m", "768Mi"),
                 container("proxy", "500m", "128Mi")]}}}});
-    serde_json::from_value(object).expect("benchmark object")
+    object.to_string()
 }
+
+static NO_LIMIT_RANGES: LimitRanges = LimitRanges::new();
 
 fn engine(c: &mut Criterion) {
     let policy = Policy::default();
     let deployment = three_container_deployment();
     c.bench_function("judge+patch 3-container Deployment", |b| {
         b.iter(|| {
-            let workload =
-                Workload::locate("Deployment", black_box(&deployment)).expect("workload");
-            let spec = workload.read_spec().expect("spec");
-            let subject = workload.subject("shop", &spec, RequestContext::NONE);
-            let judgement = policy.judge(&subject);
-            let ops = go_env_patch(&workload, &policy.go_env_plan(&subject));
-            black_box((judgement, ops))
+            let object: Object<'_> =
+                serde_json::from_str(black_box(&deployment)).expect("benchmark object");
+            let workload = Workload::locate("Deployment", &object).expect("workload");
+            let scene = Scene {
+                namespace: None,
+                default_namespace: "shop",
+                name: None,
+                context: RequestContext::NONE,
+                limit_ranges: &NO_LIMIT_RANGES,
+            };
+            let evaluation = Evaluation::of(&workload, scene).expect("spec");
+            black_box((evaluation.judge(&policy), evaluation.patch(&policy)))
         })
     });
 

@@ -1,8 +1,10 @@
 //! deployguard: a Kubernetes admission webhook that requires health probes and resource
 //! limits and sizes the Go runtime to its container.
 //!
-//! The policy engine ([`policy`]) is pure; [`workload`] finds pod specs in objects,
-//! [`patch`] turns injections into RFC 6902 operations, and [`admission`] answers
+//! The policy engine ([`policy`]) is pure; [`object`] reads the parts of an object it
+//! needs, borrowed from the JSON text, [`workload`] finds pod specs in objects,
+//! [`evaluate`] is the one seam where a workload is placed, judged or patched
+//! ([`patch`] turns injections into RFC 6902 operations), and [`admission`] answers
 //! AdmissionReviews. The server and the CLI are thin doors onto these.
 //!
 //! Errors say each cause once: a `thiserror` variant writes its cause into its message and
@@ -17,9 +19,12 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod documents;
+pub mod evaluate;
 pub mod manifest;
+pub mod object;
 pub mod patch;
 pub mod policy;
 pub mod server;
+pub mod text;
 pub mod workload;
 mod yaml_error;

@@ -1,12 +1,12 @@
 //! The offline door: judging and mutating manifest documents with the same engine the
 //! webhook uses, as a CREATE would be judged.
 
-use kube::core::DynamicObject;
-use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::patch::go_env_patch;
+use crate::evaluate::{Evaluation, Scene};
+use crate::object::Object;
+use crate::policy::podspec::without_position;
 use crate::policy::{
     Finding, Judgement, LimitRange, LimitRangeDefault, LimitRanges, Policy, RequestContext, Subject,
 };
@@ -96,11 +96,15 @@ pub fn judge_document_in(
             {
                 return Some(Ok(misspelt));
             }
-            with_workload(item, object, scope, |workload, subject| {
-                let mut judgement = policy.judge(subject);
-                if !judgement.excluded {
+            with_workload(item, object, scope, |workload, evaluation| {
+                let subject = evaluation.subject();
+                let mut judgement = policy.judge(&subject);
+                let pod_spec = workload
+                    .pod_spec_tokens()
+                    .try_fold(object, |value, token| value.get(token));
+                if let Some(pod_spec) = pod_spec.filter(|_| !judgement.excluded) {
                     let findings = &mut judgement.findings;
-                    typos::add_key_typos(policy, subject.namespace, workload.pod_spec, findings);
+                    typos::add_key_typos(policy, subject.namespace, pod_spec, findings);
                 }
                 WorkloadResult {
                     item,
@@ -111,8 +115,8 @@ pub fn judge_document_in(
                         .to_owned(),
                     kind: workload.kind.as_str().to_owned(),
                     namespace: subject.namespace.to_owned(),
-                    name: workload.name().to_owned(),
-                    skips: skips(policy, subject, &judgement),
+                    name: subject.name.to_owned(),
+                    skips: skips(policy, &subject, &judgement),
                     notes: notes(&judgement),
                     findings: judgement.findings,
                     limit_range_defaults: judgement.limit_range_defaults,
@@ -199,8 +203,8 @@ pub fn mutate_document_in(policy: &Policy, scope: Scope<'_>, document: &mut Valu
     let mut mutation = Mutation::default();
     let mut patches = Vec::new();
     for (item, object) in objects(document) {
-        match with_workload(item, object, scope, |workload, subject| {
-            go_env_patch(workload, &policy.go_env_plan(subject))
+        match with_workload(item, object, scope, |_, evaluation| {
+            evaluation.patch(policy)
         }) {
             Ok(Some(ops)) if !ops.is_empty() => patches.push((item, ops)),
             Ok(_) => {}
@@ -252,12 +256,12 @@ pub fn collect_limit_ranges(
     errors
 }
 
-/// Runs `f` on the object's workload view, if the object is a workload.
+/// Runs `f` on the object's evaluation, if the object is a workload.
 fn with_workload<R>(
     item: Option<usize>,
     object: &Value,
     scope: Scope<'_>,
-    f: impl FnOnce(&Workload<'_>, &Subject<'_>) -> R,
+    f: impl FnOnce(&Workload<'_>, &Evaluation<'_>) -> R,
 ) -> Result<Option<R>, ManifestError> {
     let unreadable = |message: String| ManifestError::Unreadable { item, message };
     let Some(kind) = object.get("kind").and_then(Value::as_str) else {
@@ -266,20 +270,22 @@ fn with_workload<R>(
     if WorkloadKind::from_kind(kind).is_none() {
         return Ok(None);
     }
-    let dynamic = DynamicObject::deserialize(object)
-        .map_err(|e| unreadable(format!("metadata cannot be read: {e}")))?;
-    let Some(workload) = Workload::locate(kind, &dynamic) else {
+    // The engine reads JSON text, as the webhook receives it.
+    let json = object.to_string();
+    let parsed: Object<'_> = serde_json::from_str(&json)
+        .map_err(|e| unreadable(format!("metadata cannot be read: {}", without_position(&e))))?;
+    let Some(workload) = Workload::locate(kind, &parsed) else {
         return Ok(None);
     };
-    let spec = workload
-        .read_spec()
-        .map_err(|e| unreadable(e.to_string()))?;
-    let namespace = namespace_of(&dynamic, scope.default_namespace);
-    let subject = Subject {
-        limit_ranges: scope.limit_ranges.namespace(namespace),
-        ..workload.subject(namespace, &spec, scope.context)
+    let scene = Scene {
+        namespace: None,
+        default_namespace: scope.default_namespace,
+        name: None,
+        context: scope.context,
+        limit_ranges: scope.limit_ranges,
     };
-    Ok(Some(f(&workload, &subject)))
+    let evaluation = Evaluation::of(&workload, scene).map_err(|e| unreadable(e.to_string()))?;
+    Ok(Some(f(&workload, &evaluation)))
 }
 
 /// The objects of a document: itself, or each item of a `kind: List`.
@@ -293,16 +299,6 @@ fn objects(document: &Value) -> Box<dyn Iterator<Item = (Option<usize>, &Value)>
         Some(items) => Box::new(items.iter().enumerate().map(|(k, item)| (Some(k), item))),
         None => Box::new(std::iter::once((None, document))),
     }
-}
-
-/// The object's namespace, or `default` for one that names none.
-pub fn namespace_of<'a>(object: &'a DynamicObject, default: &'a str) -> &'a str {
-    object
-        .metadata
-        .namespace
-        .as_deref()
-        .filter(|ns| !ns.is_empty())
-        .unwrap_or(default)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation
 use serde_json::{Map, Value, json};
 
 use crate::policy::{EnvChange, GoEnvPlan, INJECTED_ANNOTATION, RecordChange};
-use crate::workload::{Workload, WorkloadKind};
+use crate::workload::Workload;
 
 /// The operations that carry out `plan`: env entries added, replaced and removed, and
 /// the `deployguard.io/injected` annotation rewritten to match. Empty for an empty plan,
@@ -79,19 +79,9 @@ fn metadata_tokens(workload: &Workload<'_>) -> impl Iterator<Item = String> + us
 /// Sets the annotation, adding what is missing on the way: the `annotations` map, or the
 /// whole `metadata` object.
 fn annotation_op(workload: &Workload<'_>, record: &str) -> PatchOperation {
-    let (metadata_present, annotations_present) = match workload.kind {
-        WorkloadKind::Pod => {
-            let meta = workload.meta();
-            // Typed metadata cannot tell `{}` from absent; adding the whole object is right for both.
-            (*meta != Default::default(), meta.annotations.is_some())
-        }
-        _ => {
-            let metadata = workload.template_metadata.filter(|m| m.is_object());
-            let annotations = metadata
-                .and_then(|m| m.get("annotations"))
-                .is_some_and(Value::is_object);
-            (metadata.is_some(), annotations)
-        }
+    let (metadata_present, annotations_present) = match &workload.template {
+        None => (workload.has_metadata, workload.meta.annotations.is_some()),
+        Some(template) => (template.present, template.has_annotations),
     };
     let value = Value::String(record.to_owned());
     let tokens = metadata_tokens(workload);
@@ -121,15 +111,25 @@ fn add(tokens: impl Iterator<Item = String>, value: Value) -> PatchOperation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evaluate::{Evaluation, Scene};
+    use crate::object::Object;
     use crate::policy::Policy;
-    use kube::core::DynamicObject;
+    use crate::policy::{LimitRanges, RequestContext};
 
     fn patch_for(kind: &str, object: &Value) -> Vec<PatchOperation> {
-        let dynamic: DynamicObject = serde_json::from_value(object.clone()).unwrap();
-        let workload = Workload::locate(kind, &dynamic).unwrap();
-        let spec = workload.read_spec().unwrap();
-        let subject = workload.subject("default", &spec, crate::policy::RequestContext::NONE);
-        go_env_patch(&workload, &Policy::default().go_env_plan(&subject))
+        let json = object.to_string();
+        let object: Object<'_> = serde_json::from_str(&json).unwrap();
+        let workload = Workload::locate(kind, &object).unwrap();
+        let scene = Scene {
+            namespace: None,
+            default_namespace: "default",
+            name: None,
+            context: RequestContext::NONE,
+            limit_ranges: &LimitRanges::new(),
+        };
+        Evaluation::of(&workload, scene)
+            .unwrap()
+            .patch(&Policy::default())
     }
 
     fn apply(object: &Value, ops: &[PatchOperation]) -> Value {

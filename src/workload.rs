@@ -1,15 +1,17 @@
 //! Where a workload keeps its pod spec, found by kind and structure (so old API versions
 //! such as `extensions/v1beta1` work too), and the context the policy needs about it.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::DynamicObject;
-use serde_json::Value;
+use std::collections::BTreeMap;
 
+use serde_json::value::RawValue;
+
+use crate::object::{ControllerSpec, Meta, Object, Template, TemplateMeta, TextMap, is_object};
 use crate::policy::{
     EXEMPT_ANNOTATION, GO_RUNTIME_ANNOTATION, GO_RUNTIME_CONTAINERS_ANNOTATION,
-    GO_RUNTIME_SKIP_ANNOTATION, INJECTED_ANNOTATION, PodSpecView, RequestContext, SpecError,
-    Subject,
+    GO_RUNTIME_SKIP_ANNOTATION, INJECTED_ANNOTATION, LimitRange, PodSpecView, RequestContext,
+    SpecError, Subject,
 };
+use crate::text::Text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WorkloadKind {
@@ -91,39 +93,60 @@ impl WorkloadKind {
 }
 
 /// A workload object and where its pod spec lives in it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Workload<'a> {
     pub kind: WorkloadKind,
-    pub object: &'a DynamicObject,
-    /// The pod spec (`spec` of a Pod or of a template).
-    pub pod_spec: &'a Value,
-    /// The template's `metadata` (templates only; a Pod's is `object.metadata`).
-    pub template_metadata: Option<&'a Value>,
+    /// The object's own metadata.
+    pub meta: &'a Meta<'a>,
+    /// Whether the object has a `metadata` object (the patch adds it whole when not).
+    pub has_metadata: bool,
+    /// The pod spec (`spec` of a Pod or of a template), as JSON text.
+    pub pod_spec: &'a RawValue,
+    /// The pod template's metadata (templates only).
+    pub template: Option<TemplateMetadata<'a>>,
 }
+
+/// What the patch and the Go runtime annotations need of a template's `metadata`.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateMetadata<'a> {
+    pub present: bool,
+    /// Whether `annotations` is an object (the patch adds a key) or absent (it adds one).
+    pub has_annotations: bool,
+    /// The string-valued annotations (others are not deployguard's).
+    pub annotations: TextMap<'a>,
+}
+
+static NO_META: Meta<'static> = Meta {
+    name: None,
+    generate_name: None,
+    namespace: None,
+    labels: None,
+    annotations: None,
+    owner_references: None,
+};
 
 impl<'a> Workload<'a> {
     /// Finds the pod spec of an object of `kind`; `None` for kinds without one, or an
     /// object whose structure has no pod spec where the kind keeps it.
-    pub fn locate(kind: &str, object: &'a DynamicObject) -> Option<Workload<'a>> {
+    pub fn locate(kind: &str, object: &'a Object<'a>) -> Option<Workload<'a>> {
         let kind = WorkloadKind::from_kind(kind)?;
-        let mut template = &object.data;
-        for token in kind.template_tokens() {
-            template = template.get(token)?;
-        }
-        let pod_spec = template.get("spec").filter(|spec| spec.is_object())?;
-        let template_metadata = (kind != WorkloadKind::Pod)
-            .then(|| template.get("metadata"))
-            .flatten();
+        let spec = object.spec.filter(|raw| is_object(raw))?;
+        let (pod_spec, template) = match kind {
+            WorkloadKind::Pod => (spec, None),
+            WorkloadKind::CronJob => {
+                let job = serde_json::from_str::<ControllerSpec<'a>>(spec.get()).ok()?;
+                let job = serde_json::from_str::<Template<'a>>(job.job_template?.get()).ok()?;
+                pod_template(job.spec?)?
+            }
+            _ => pod_template(spec)?,
+        };
         Some(Workload {
             kind,
-            object,
+            meta: object.metadata.as_ref().unwrap_or(&NO_META),
+            has_metadata: object.metadata.is_some(),
             pod_spec,
-            template_metadata,
+            template,
         })
-    }
-
-    pub fn meta(&self) -> &'a ObjectMeta {
-        &self.object.metadata
     }
 
     /// JSON pointer tokens from the object root to the pod spec.
@@ -137,68 +160,98 @@ impl<'a> Workload<'a> {
     }
 
     pub fn read_spec(&self) -> Result<PodSpecView<'a>, SpecError> {
-        PodSpecView::read(self.pod_spec, &self.pod_spec_path())
+        PodSpecView::from_json(self.pod_spec.get(), &self.pod_spec_path())
     }
 
     /// An annotation of the pods this workload makes: the Pod's own, or the template's.
-    pub fn pod_annotation(&self, key: &str) -> Option<&'a str> {
-        match self.template_metadata {
-            None if self.kind == WorkloadKind::Pod => object_annotation(self.meta(), key),
-            None => None,
-            Some(metadata) => metadata.get("annotations")?.get(key)?.as_str(),
+    pub fn pod_annotation(&self, key: &str) -> Option<&str> {
+        match &self.template {
+            None => self.meta.annotation(key),
+            Some(template) => template.annotations.get(key).map(|v| &**v),
         }
     }
 
     /// Whether a controller made this object from a template deployguard judged already.
     pub fn controller_owned(&self) -> bool {
-        let owners = self.meta().owner_references.iter().flatten();
+        let owners = self.meta.owner_references.iter().flatten();
         let mut controllers = owners.filter(|owner| owner.controller == Some(true));
         match self.kind.judged_by_owner() {
             None => controllers.next().is_some(),
-            Some(kinds) => controllers.any(|owner| kinds.contains(&owner.kind.as_str())),
+            Some(kinds) => controllers.any(|owner| kinds.contains(&&*owner.kind)),
         }
     }
 
     /// The object's name, or its generateName before the API server picked one.
-    pub fn name(&self) -> &'a str {
-        let meta = self.meta();
-        meta.name
+    pub fn name(&self) -> Option<&str> {
+        self.meta
+            .name
             .as_deref()
-            .or(meta.generate_name.as_deref())
-            .unwrap_or_default()
+            .or(self.meta.generate_name.as_deref())
     }
 
     /// The policy's view of this workload, requested in `context`.
     pub fn subject<'s>(
-        &self,
-        namespace: &'s str,
+        &'s self,
+        placement: Placement<'s>,
         spec: &'s PodSpecView<'s>,
         context: RequestContext<'s>,
-    ) -> Subject<'s>
-    where
-        'a: 's,
-    {
+        limit_ranges: &'s [LimitRange],
+    ) -> Subject<'s> {
         Subject {
-            namespace,
+            namespace: placement.namespace,
             kind: self.kind.as_str(),
-            name: self.name(),
-            labels: self.meta().labels.as_ref(),
+            name: placement.name,
+            labels: self.meta.labels.as_ref(),
             context,
             spec,
             batch: self.kind.is_batch(),
             controller_owned: self.controller_owned(),
-            exempt_annotation: object_annotation(self.meta(), EXEMPT_ANNOTATION),
+            exempt_annotation: self.meta.annotation(EXEMPT_ANNOTATION),
             go_runtime_annotation: self.pod_annotation(GO_RUNTIME_ANNOTATION),
             go_runtime_skip_annotation: self.pod_annotation(GO_RUNTIME_SKIP_ANNOTATION),
             go_runtime_containers_annotation: self.pod_annotation(GO_RUNTIME_CONTAINERS_ANNOTATION),
             injected_annotation: self.pod_annotation(INJECTED_ANNOTATION),
-            limit_ranges: &[],
+            limit_ranges,
         }
     }
 }
 
-fn object_annotation<'m>(meta: &'m ObjectMeta, key: &str) -> Option<&'m str> {
-    meta.annotations.as_ref()?.get(key).map(String::as_str)
+/// Where a workload stands: its namespace and the name it is reported by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+/// The pod spec and metadata of a template object (`{metadata, spec}`).
+fn pod_template(holder: &RawValue) -> Option<(&RawValue, Option<TemplateMetadata<'_>>)> {
+    let template = serde_json::from_str::<ControllerSpec<'_>>(holder.get())
+        .ok()?
+        .template?;
+    let template = serde_json::from_str::<Template<'_>>(template.get()).ok()?;
+    let pod_spec = template.spec.filter(|raw| is_object(raw))?;
+    Some((pod_spec, Some(template_metadata(template.metadata))))
+}
+
+fn template_metadata(metadata: Option<&RawValue>) -> TemplateMetadata<'_> {
+    let Some(metadata) = metadata.filter(|raw| is_object(raw)) else {
+        return TemplateMetadata::default();
+    };
+    let annotations = serde_json::from_str::<TemplateMeta<'_>>(metadata.get())
+        .ok()
+        .and_then(|meta| meta.annotations)
+        .filter(|raw| is_object(raw));
+    let strings = annotations
+        .and_then(|raw| serde_json::from_str::<BTreeMap<Text<'_>, &RawValue>>(raw.get()).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, serde_json::from_str::<Text<'_>>(value.get()).ok()?)))
+        .collect();
+    TemplateMetadata {
+        present: true,
+        has_annotations: annotations.is_some(),
+        annotations: strings,
+    }
 }
 
 #[cfg(test)]
@@ -206,8 +259,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn object(value: Value) -> DynamicObject {
-        serde_json::from_value(value).unwrap()
+    fn object(value: serde_json::Value) -> Object<'static> {
+        let text: &'static str = Box::leak(value.to_string().into_boxed_str());
+        serde_json::from_str(text).unwrap()
     }
 
     #[test]

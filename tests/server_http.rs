@@ -162,19 +162,20 @@ fn bad_requests() -> Vec<(&'static str, &'static str, Vec<u8>, u16, &'static str
             "POST",
             "/mutate",
             format!(
-                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","kind":{{"group":"","version":"v1","kind":"Pod"}},"resource":{{"group":"","version":"v1","resource":"pods"}},"operation":"CREATE","userInfo":{{}},"object":{{"spec":{}}}}}}}"#,
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","kind":{{"group":"","version":"v1","kind":"Pod"}},"resource":{{"group":"","version":"v1","resource":"pods"}},"operation":"CREATE","userInfo":{{}},"object":{{"metadata":{{"labels":{}}}}}}}}}"#,
                 nested(deep)
             )
             .into_bytes(),
             400,
-            "recursion limit",
+            "invalid type: sequence, expected a map",
         ),
+        // Nesting where no rule reads is skipped without recursion.
         (
             "POST",
             "/validate",
             format!(r#"{{"unknown":{}}}"#, nested(deep)).into_bytes(),
             400,
-            "recursion limit",
+            "missing field `apiVersion`",
         ),
         ("GET", "/validate", Vec::new(), 405, "method GET is not allowed on /validate: use POST"),
         ("PUT", "/mutate", b"{}".to_vec(), 405, "use POST"),

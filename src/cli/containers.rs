@@ -50,7 +50,8 @@ pub fn containers_of(object: &Value, at: &[Step<'_>], lines: &Lines) -> Vec<Cont
     else {
         return Vec::new();
     };
-    let Ok(view) = PodSpecView::read(spec, &tokens.join(".")) else {
+    let json = spec.to_string();
+    let Ok(view) = PodSpecView::from_json(&json, &tokens.join(".")) else {
         return Vec::new();
     };
     let mut path: Vec<Step<'_>> = at.to_vec();
@@ -64,7 +65,7 @@ pub fn containers_of(object: &Value, at: &[Step<'_>], lines: &Lines) -> Vec<Cont
                 Step::Index(container.index),
             ]);
             Container {
-                name: container.name.to_owned(),
+                name: container.name.to_string(),
                 role: container.role,
                 line: lines.line_of(&entry),
             }

@@ -14,7 +14,7 @@ pub enum FieldResource {
 impl ResourceFieldRef<'_> {
     /// The resource read, for the `resource`s that can size the Go runtime.
     pub fn kind(&self) -> Option<FieldResource> {
-        match self.resource {
+        match &*self.resource {
             "limits.cpu" | "requests.cpu" => Some(FieldResource::Cpu),
             "limits.memory" | "requests.memory" => Some(FieldResource::Memory),
             _ => None,
@@ -25,7 +25,7 @@ impl ResourceFieldRef<'_> {
     pub fn describe(&self) -> String {
         match self.divisor {
             Some(divisor) => format!("{} (divisor {})", self.resource, divisor.written()),
-            None => self.resource.to_owned(),
+            None => self.resource.to_string(),
         }
     }
 }
@@ -38,11 +38,11 @@ pub fn resource_field_value(
     own: &ContainerView<'_>,
     pod: &PodSpecView<'_>,
 ) -> Option<u128> {
-    let container = match field.container_name {
+    let container = match field.container_name.as_deref() {
         Some(name) => pod.container(name)?,
         None => own,
     };
-    let quantity = match field.resource {
+    let quantity = match &*field.resource {
         "limits.cpu" => container.limits.cpu,
         "limits.memory" => container.limits.memory,
         // The API server copies a limit into an unset request.
@@ -78,7 +78,8 @@ mod tests {
              "env": [{"name": "X", "valueFrom": {"resourceFieldRef": field_ref}}]},
             {"name": "other", "resources": {"limits": {"cpu": "3", "memory": "2Gi"}}},
             {"name": "bare"}]});
-        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let json = spec.to_string();
+        let view = PodSpecView::from_json(&json, "spec").unwrap();
         let app = &view.containers[0];
         let EnvSource::ResourceField(field) = &app.env[0].source else {
             panic!("not a resourceFieldRef")

@@ -41,8 +41,8 @@ impl Grant {
         let labels_match = self.labels.iter().all(|(key, value)| {
             subject
                 .labels
-                .and_then(|labels| labels.get(key))
-                .is_some_and(|have| have == value)
+                .and_then(|labels| labels.get(key.as_str()))
+                .is_some_and(|have| **have == **value)
         });
         self.namespace.matches(subject.namespace)
             && self.kind.as_deref().is_none_or(|kind| kind == subject.kind)

@@ -19,6 +19,8 @@ use std::fmt;
 
 use jiff::civil::Date;
 
+use crate::object::TextMap;
+
 use exemptions::Exemptions;
 pub use exemptions::{ExemptionPolicy, ExemptionRefusal, Grant, GrantUse};
 pub use finding::{Finding, Mode, RuleId};
@@ -212,7 +214,7 @@ pub struct Subject<'a> {
     /// The object's kind, name (or generateName) and labels: what grants match.
     pub kind: &'a str,
     pub name: &'a str,
-    pub labels: Option<&'a BTreeMap<String, String>>,
+    pub labels: Option<&'a TextMap<'a>>,
     pub context: RequestContext<'a>,
     pub spec: &'a PodSpecView<'a>,
     /// A Job or CronJob template: probe rules do not apply.
@@ -444,15 +446,15 @@ impl Policy {
             pod_injected
                 && only
                     .as_ref()
-                    .is_none_or(|only| only.contains(&container.name))
-                && !skipped.contains(&container.name)
+                    .is_none_or(|only| only.contains(&&*container.name))
+                && !skipped.contains(&&*container.name)
         })
     }
 }
 
 /// Pods that run to completion get no liveness/readiness checks.
 fn is_batch_restart(spec: &PodSpecView<'_>) -> bool {
-    matches!(spec.restart_policy, Some("Never" | "OnFailure"))
+    matches!(spec.restart_policy.as_deref(), Some("Never" | "OnFailure"))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::text::Text;
 
 fn bare_pod() -> Value {
     json!({"containers": [{"name": "app", "image": "app:1"}]})
@@ -35,7 +36,8 @@ fn judge_with(
     spec: &Value,
     adjust: impl FnOnce(&mut Subject<'_>),
 ) -> Vec<(RuleId, Mode)> {
-    let view = PodSpecView::read(spec, "spec").unwrap();
+    let json = spec.to_string();
+    let view = PodSpecView::from_json(&json, "spec").unwrap();
     let mut s = subject(&view);
     adjust(&mut s);
     policy
@@ -116,7 +118,8 @@ fn namespace_overrides_replace_global_modes() {
 fn excluded_namespaces_are_not_judged_nor_mutated() {
     let policy = Policy::default();
     let spec = json!({"containers": [{"name": "app", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
-    let view = PodSpecView::read(&spec, "spec").unwrap();
+    let json = spec.to_string();
+    let view = PodSpecView::from_json(&json, "spec").unwrap();
     let s = Subject {
         namespace: "kube-system",
         ..subject(&view)
@@ -131,7 +134,8 @@ fn excluded_namespaces_are_not_judged_nor_mutated() {
 fn exemptions_need_the_policy_switch() {
     let refused = Policy::default();
     let view_spec = bare_pod();
-    let view = PodSpecView::read(&view_spec, "spec").unwrap();
+    let json = view_spec.to_string();
+    let view = PodSpecView::from_json(&json, "spec").unwrap();
     let s = Subject {
         exempt_annotation: Some("liveness-probe, cpu-limit,nonsense"),
         ..subject(&view)
@@ -173,7 +177,8 @@ fn exemptions_need_the_policy_switch() {
 #[test]
 fn exempting_injection_stops_it_only_when_allowed() {
     let spec = json!({"containers": [{"name": "app", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
-    let view = PodSpecView::read(&spec, "spec").unwrap();
+    let json = spec.to_string();
+    let view = PodSpecView::from_json(&json, "spec").unwrap();
     let s = Subject {
         exempt_annotation: Some("go-runtime-injection"),
         ..subject(&view)
@@ -224,7 +229,8 @@ fn container_scopes() {
         ],
         "ephemeralContainers": [{"name": "debug"}],
     });
-    let view = PodSpecView::read(&spec, "spec").unwrap();
+    let json = spec.to_string();
+    let view = PodSpecView::from_json(&json, "spec").unwrap();
     let judgement = Policy::default().judge(&subject(&view));
     let rules_of = |name: &str| -> Vec<RuleId> {
         judgement
@@ -249,14 +255,15 @@ fn go_runtime_opt_outs() {
         {"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}},
         {"name": "b", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}},
     ]});
-    let view = PodSpecView::read(&spec, "spec").unwrap();
+    let json = spec.to_string();
+    let view = PodSpecView::from_json(&json, "spec").unwrap();
     let policy = Policy::default();
     let names_in = |policy: &Policy, s: &Subject<'_>| {
         policy
             .go_env_plan(s)
             .containers
             .into_iter()
-            .map(|i| i.name.to_owned())
+            .map(|i| i.name.to_string())
             .collect::<Vec<String>>()
     };
     let names = |s: &Subject<'_>| names_in(&policy, s);
@@ -325,7 +332,8 @@ fn granting(grants: &str) -> Policy {
 
 fn exempted_by_grant(policy: &Policy, adjust: impl FnOnce(&mut Subject<'_>)) -> Vec<RuleId> {
     let spec = bare_pod();
-    let view = PodSpecView::read(&spec, "spec").unwrap();
+    let json = spec.to_string();
+    let view = PodSpecView::from_json(&json, "spec").unwrap();
     let mut s = subject(&view);
     adjust(&mut s);
     let judgement = policy.judge(&s);
@@ -348,8 +356,8 @@ fn grants_match_namespace_kind_name_and_the_objects_own_labels() {
     );
     // Leaked: the subjects the closures adjust may live for any lifetime.
     let labels: &'static _ = Box::leak(Box::new(BTreeMap::from([(
-        "app".to_owned(),
-        "billing".to_owned(),
+        Text::from("app"),
+        Text::from("billing"),
     )])));
     let matching = |s: &mut Subject<'_>| {
         s.namespace = "team-a";
@@ -364,8 +372,8 @@ fn grants_match_namespace_kind_name_and_the_objects_own_labels() {
         [RuleId::LivenessProbe]
     );
     let other: &'static _ = Box::leak(Box::new(BTreeMap::from([(
-        "app".to_owned(),
-        "shop".to_owned(),
+        Text::from("app"),
+        Text::from("shop"),
     )])));
     let misses: [&dyn Fn(&mut Subject<'_>); 5] = [
         &|s| s.namespace = "teams",
@@ -390,7 +398,8 @@ fn grants_apply_through_their_last_day_and_never_on_no_date() {
         granting("  - {namespace: default, rules: [cpu-limit], reason: r, expires: 2027-03-31}\n");
     let on = |day: Option<jiff::civil::Date>| {
         let spec = bare_pod();
-        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let json = spec.to_string();
+        let view = PodSpecView::from_json(&json, "spec").unwrap();
         let mut s = subject(&view);
         s.context.today = day;
         let judgement = policy.judge(&s);
@@ -411,7 +420,8 @@ fn grants_hold_whatever_allow_annotation_says_and_can_stop_injection() {
     let policy = granting("  - {namespace: default, rules: [go-runtime-injection], reason: r}\n");
     assert!(!policy.exemptions.allow_annotation);
     let spec = json!({"containers": [{"name": "app", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
-    let view = PodSpecView::read(&spec, "spec").unwrap();
+    let json = spec.to_string();
+    let view = PodSpecView::from_json(&json, "spec").unwrap();
     assert!(policy.go_env_plan(&subject(&view)).is_empty());
 }
 
@@ -421,7 +431,8 @@ fn annotation_requesters_limit_who_may_self_exempt() {
     policy.exemptions.annotation_requesters =
         vec![NamePattern::parse("system:serviceaccount:ci:*").unwrap()];
     let spec = bare_pod();
-    let view = PodSpecView::read(&spec, "spec").unwrap();
+    let json = spec.to_string();
+    let view = PodSpecView::from_json(&json, "spec").unwrap();
     let by = |requester: Option<&'static str>| {
         let s = Subject {
             exempt_annotation: Some("liveness-probe"),
@@ -450,7 +461,8 @@ fn annotation_requesters_limit_who_may_self_exempt() {
 #[test]
 fn only_trusted_requesters_get_the_controller_owned_cap() {
     let spec = bare_pod();
-    let view = PodSpecView::read(&spec, "spec").unwrap();
+    let json = spec.to_string();
+    let view = PodSpecView::from_json(&json, "spec").unwrap();
     let judged = |requester: Option<&'static str>| {
         let s = Subject {
             controller_owned: true,

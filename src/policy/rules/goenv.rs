@@ -33,8 +33,8 @@ fn seen_value(
     match &var.source {
         EnvSource::Literal(value) => Some(SeenValue {
             shown: format!("{value:?}"),
-            text: (*value).to_owned(),
-            owned: owned_entry(container, var.name, record).is_some_and(|(i, _)| i == index),
+            text: value.to_string(),
+            owned: owned_entry(container, &var.name, record).is_some_and(|(i, _)| i == index),
         }),
         EnvSource::ResourceField(field) => {
             let value = resource_field_value(field, container, pod)?.to_string();
@@ -166,7 +166,7 @@ pub fn check_resize(
     out: &mut Vec<Finding>,
 ) {
     for new in &new_pod.containers {
-        let Some(old) = old_pod.container(new.name) else {
+        let Some(old) = old_pod.container(&new.name) else {
             continue;
         };
         let new_memory = memory_limit_bytes(new, new_pod);
@@ -243,7 +243,7 @@ fn finding(container: &ContainerView<'_>, mode: Mode, message: String) -> Findin
     Finding {
         rule: RuleId::GoEnv,
         mode,
-        container: container.name.to_owned(),
+        container: container.name.to_string(),
         message,
     }
 }
@@ -291,7 +291,8 @@ mod tests {
         let spec = json!({"containers": [{"name": "app", "env": env,
             "resources": {"limits": {"cpu": cpu, "memory": memory}}},
             {"name": "big", "resources": {"limits": {"cpu": "8", "memory": "8Gi"}}}]});
-        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let json = spec.to_string();
+        let view = PodSpecView::from_json(&json, "spec").unwrap();
         let mut out = Vec::new();
         let record = InjectedRecord::parse(record).unwrap_or_default();
         check_env(&view.containers[0], &view, &settings(), &record, &mut out);
@@ -479,9 +480,10 @@ mod tests {
     }
 
     fn resize_recorded(old: Value, new: Value, record: &str) -> Vec<(Mode, String)> {
+        let (old, new) = (old.to_string(), new.to_string());
         let (old_view, new_view) = (
-            PodSpecView::read(&old, "spec").unwrap(),
-            PodSpecView::read(&new, "spec").unwrap(),
+            PodSpecView::from_json(&old, "spec").unwrap(),
+            PodSpecView::from_json(&new, "spec").unwrap(),
         );
         let mut out = Vec::new();
         let record = InjectedRecord::parse(record).unwrap_or_default();

@@ -6,6 +6,7 @@ use crate::policy::injected::{InjectedRecord, format_record, is_container_name};
 use crate::policy::podspec::{ContainerRole, ContainerView, PodSpecView};
 use crate::policy::quantity::Quantity;
 use crate::policy::{GoMaxProcsSettings, GoRuntimeSettings, Rounding};
+use crate::text::Text;
 
 pub const GOMAXPROCS: &str = "GOMAXPROCS";
 pub const GOMEMLIMIT: &str = "GOMEMLIMIT";
@@ -34,7 +35,7 @@ pub enum EnvChange {
 pub struct ContainerEnvPlan<'a> {
     pub role: ContainerRole,
     pub index: usize,
-    pub name: &'a str,
+    pub name: Text<'a>,
     /// Whether the container already has an `env` array to append to.
     pub has_env: bool,
     pub changes: Vec<EnvChange>,
@@ -130,14 +131,14 @@ fn desired_value(
 
 /// The entry at `env[index]` that deployguard owns for `name`: the only entry of that
 /// name, a literal whose value the record holds for this container.
-pub fn owned_entry<'a>(
-    container: &ContainerView<'a>,
+pub fn owned_entry<'c>(
+    container: &'c ContainerView<'_>,
     name: &str,
     record: &InjectedRecord<'_>,
-) -> Option<(usize, &'a str)> {
+) -> Option<(usize, &'c str)> {
     container
         .sole_literal(name)
-        .filter(|(_, value)| record.value(container.name, name) == Some(*value))
+        .filter(|(_, value)| record.value(&container.name, name) == Some(*value))
 }
 
 /// Recomputes deployguard's variables in every container. `injected(container)` says
@@ -152,7 +153,7 @@ pub fn plan<'a>(
         .and_then(InjectedRecord::parse)
         .unwrap_or_default();
     let mut containers = Vec::new();
-    let mut owned_after: Vec<(&'a str, &'static str, String)> = Vec::new();
+    let mut owned_after: Vec<(&str, &'static str, String)> = Vec::new();
     for container in &pod.containers {
         // A name the record cannot hold, or one it cannot tell apart (two containers of
         // one name, which the API server rejects), could never be recognised as ours again.
@@ -162,7 +163,7 @@ pub fn plan<'a>(
             .filter(|c| c.name == container.name)
             .count()
             == 1;
-        let wanted = injected(container) && is_container_name(container.name) && unique;
+        let wanted = injected(container) && is_container_name(&container.name) && unique;
         let mut replaces = Vec::new();
         let mut removals = Vec::new();
         let mut additions = Vec::new();
@@ -174,14 +175,14 @@ pub fn plan<'a>(
                 .flatten();
             match (owned, desired) {
                 (Some((_, current)), Some(value)) if current == value => {
-                    owned_after.push((container.name, name, value));
+                    owned_after.push((&container.name, name, value));
                 }
                 (Some((index, _)), Some(value)) => {
                     replaces.push(EnvChange::Replace {
                         index,
                         value: value.clone(),
                     });
-                    owned_after.push((container.name, name, value));
+                    owned_after.push((&container.name, name, value));
                 }
                 (Some((index, _)), None) => removals.push(index),
                 (None, Some(value)) => {
@@ -189,7 +190,7 @@ pub fn plan<'a>(
                         name,
                         value: value.clone(),
                     });
-                    owned_after.push((container.name, name, value));
+                    owned_after.push((&container.name, name, value));
                 }
                 (None, None) => {}
             }
@@ -206,7 +207,7 @@ pub fn plan<'a>(
             containers.push(ContainerEnvPlan {
                 role: container.role,
                 index: container.index,
-                name: container.name,
+                name: container.name.clone(),
                 has_env: container.has_env,
                 changes,
             });
@@ -248,7 +249,8 @@ mod tests {
         let spec: &'static Value = Box::leak(Box::new(
             json!({"containers": [{"name": "app", "resources": {"limits": limits}, "env": env}]}),
         ));
-        let view = PodSpecView::read(spec, "spec").unwrap();
+        let json: &'static str = Box::leak(spec.to_string().into_boxed_str());
+        let view = PodSpecView::from_json(json, "spec").unwrap();
         plan(&view, &settings(), record, |_| true)
     }
 
@@ -355,7 +357,8 @@ mod tests {
     fn an_opt_out_removes_only_what_is_owned() {
         let spec = json!({"containers": [{"name": "app", "resources": {"limits": {"cpu": "4", "memory": "4Gi"}},
             "env": owned_env()}]});
-        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let json = spec.to_string();
+        let view = PodSpecView::from_json(&json, "spec").unwrap();
         let off = plan(&view, &settings(), Some(RECORD), |_| false);
         assert_eq!(
             off.containers[0].changes,
@@ -397,7 +400,8 @@ mod tests {
 
     /// The variables a first mutation adds, as `container/NAME` and value.
     fn inject_with(spec: Value, settings: &GoRuntimeSettings) -> Vec<(String, String)> {
-        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let json = spec.to_string();
+        let view = PodSpecView::from_json(&json, "spec").unwrap();
         plan(&view, settings, None, |_| true)
             .containers
             .into_iter()

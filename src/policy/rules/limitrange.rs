@@ -93,7 +93,7 @@ pub fn apply_defaults<'s, 'a>(
                 };
                 *slot = Some(*value);
                 defaults.push(LimitRangeDefault {
-                    container: container.name.to_owned(),
+                    container: container.name.to_string(),
                     field,
                     value: value.written(),
                     limit_range: (*name).to_owned(),
@@ -104,7 +104,7 @@ pub fn apply_defaults<'s, 'a>(
                     out.push(Finding {
                         rule: RuleId::LimitRange,
                         mode: Mode::Warn,
-                        container: container.name.to_owned(),
+                        container: container.name.to_string(),
                         message: format!(
                             "LimitRanges {} all default {field}; which one applies is not deterministic — keep one \
                              default per resource in a namespace, or set {field}",
@@ -161,7 +161,7 @@ pub fn check(
                     };
                     for message in violations(item, resource, usage) {
                         out.push(finding(
-                            container.name,
+                            &container.name,
                             format!("{message} per container of LimitRange {:?}", range.name),
                         ));
                     }
@@ -209,7 +209,7 @@ fn invalid_request(
             .map(|r| format!(" of LimitRange {:?}", r.name))
             .unwrap_or_default();
         out.push(finding(
-            container.name,
+            &container.name,
             format!(
                 "{} request {} is above the default limit {}{from} that the container would get — no such pod \
                  is valid; set a {} limit of at least the request",
@@ -375,7 +375,8 @@ mod tests {
         spec: Value,
         ranges: &[LimitRange],
     ) -> (Vec<LimitRangeDefault>, Vec<(Mode, String, String)>) {
-        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let json = spec.to_string();
+        let view = PodSpecView::from_json(&json, "spec").unwrap();
         let (mut defaults, mut out) = (Vec::new(), Vec::new());
         let defaulted = apply_defaults(&view, ranges, &mut defaults, &mut out);
         check(&defaulted, &view, ranges, &mut out);

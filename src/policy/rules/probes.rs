@@ -12,7 +12,7 @@ pub fn check(container: &ContainerView<'_>, out: &mut Vec<Finding>) {
     let found = |rule, mode, message: String| Finding {
         rule,
         mode,
-        container: container.name.to_owned(),
+        container: container.name.to_string(),
         message,
     };
     if container.liveness.is_none() {
@@ -31,10 +31,10 @@ pub fn check(container: &ContainerView<'_>, out: &mut Vec<Finding>) {
     }
     for (field, probe) in container.probes() {
         for port in probe.ports.iter().flatten() {
-            let ProbePort::Name(port) = *port else {
+            let ProbePort::Name(port) = port else {
                 continue;
             };
-            if !container.port_names.contains(&port) {
+            if !container.port_names.contains(port) {
                 out.push(found(
                     RuleId::ProbePort,
                     Mode::Enforce,
@@ -49,6 +49,12 @@ pub fn check(container: &ContainerView<'_>, out: &mut Vec<Finding>) {
     check_settings(container, &found, out);
 }
 
+/// A probe's JSON as a value (a probe is a few hundred bytes, compared rarely); text that
+/// does not parse cannot occur, as it was read once already.
+fn raw_json(raw: &serde_json::value::RawValue) -> serde_json::Value {
+    serde_json::from_str(raw.get()).unwrap_or_default()
+}
+
 fn check_settings(
     container: &ContainerView<'_>,
     found: &impl Fn(RuleId, Mode, String) -> Finding,
@@ -56,7 +62,7 @@ fn check_settings(
 ) {
     if let (Some(liveness), Some(readiness)) = (&container.liveness, &container.readiness) {
         // Compared as the API server stores them, so the CLI and the webhook agree.
-        if stored_probe(liveness.raw) == stored_probe(readiness.raw) {
+        if stored_probe(&raw_json(liveness.raw)) == stored_probe(&raw_json(readiness.raw)) {
             out.push(found(
                 RuleId::ProbeSettings,
                 Mode::Enforce,
@@ -109,7 +115,8 @@ mod tests {
 
     fn findings(container: Value) -> Vec<(RuleId, String)> {
         let spec = json!({"containers": [container]});
-        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let json = spec.to_string();
+        let view = PodSpecView::from_json(&json, "spec").unwrap();
         let mut out = Vec::new();
         check(&view.containers[0], &mut out);
         out.into_iter().map(|f| (f.rule, f.message)).collect()

@@ -8,7 +8,7 @@ pub fn check(container: &ContainerView<'_>, pod: &PodSpecView<'_>, out: &mut Vec
         out.push(Finding {
             rule,
             mode: Mode::Enforce,
-            container: container.name.to_owned(),
+            container: container.name.to_string(),
             message: message.to_owned(),
         })
     };
@@ -60,7 +60,8 @@ mod tests {
     use serde_json::{Value, json};
 
     fn rules(spec: Value) -> Vec<RuleId> {
-        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let json = spec.to_string();
+        let view = PodSpecView::from_json(&json, "spec").unwrap();
         let mut out = Vec::new();
         for container in &view.containers {
             check(container, &view, &mut out);

@@ -18,7 +18,7 @@ pub fn check(
         out.push(Finding {
             rule: RuleId::ResourceUnits,
             mode,
-            container: container.name.to_owned(),
+            container: container.name.to_string(),
             message,
         })
     };
@@ -121,7 +121,8 @@ mod tests {
 
     fn findings(resources: Value) -> Vec<(Mode, String)> {
         let spec = json!({"containers": [{"name": "app", "resources": resources}]});
-        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let json = spec.to_string();
+        let view = PodSpecView::from_json(&json, "spec").unwrap();
         let mut out = Vec::new();
         check(&view.containers[0], &view, 128, &mut out);
         out.into_iter().map(|f| (f.mode, f.message)).collect()
@@ -202,7 +203,8 @@ mod tests {
     fn a_pod_level_memory_limit_counts_for_containers_without_their_own() {
         let spec =
             json!({"resources": {"limits": {"memory": "1000m"}}, "containers": [{"name": "app"}]});
-        let view = PodSpecView::read(&spec, "spec").unwrap();
+        let json = spec.to_string();
+        let view = PodSpecView::from_json(&json, "spec").unwrap();
         let mut out = Vec::new();
         check(&view.containers[0], &view, 128, &mut out);
         assert_eq!(out.len(), 1);
