@@ -25,6 +25,7 @@ pub mod object;
 pub mod patch;
 pub mod policy;
 pub mod server;
+pub mod strict;
 pub mod text;
 pub mod workload;
 mod yaml_error;

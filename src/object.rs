@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::strict::Strict;
 use crate::text::Text;
 
 /// String labels or annotations.
@@ -18,7 +19,7 @@ pub type TextMap<'a> = BTreeMap<Text<'a>, Text<'a>>;
 #[serde(expecting = "an object")]
 pub struct Object<'a> {
     #[serde(borrow, default)]
-    pub metadata: Option<Meta<'a>>,
+    pub metadata: Option<Strict<Meta<'a>>>,
     #[serde(borrow, default)]
     pub spec: Option<&'a RawValue>,
 }
@@ -37,7 +38,7 @@ pub struct Meta<'a> {
     #[serde(borrow, default)]
     pub annotations: Option<TextMap<'a>>,
     #[serde(borrow, default)]
-    pub owner_references: Option<Vec<OwnerReference<'a>>>,
+    pub owner_references: Option<Vec<Strict<OwnerReference<'a>>>>,
 }
 
 /// The identity fields the API requires of an owner reference, and whether it is the

@@ -11,6 +11,7 @@ use crate::policy::{
     GO_RUNTIME_SKIP_ANNOTATION, INJECTED_ANNOTATION, LimitRange, PodSpecView, RequestContext,
     SpecError, Subject,
 };
+use crate::strict::Strict;
 use crate::text::Text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,15 +135,16 @@ impl<'a> Workload<'a> {
         let (pod_spec, template) = match kind {
             WorkloadKind::Pod => (spec, None),
             WorkloadKind::CronJob => {
-                let job = serde_json::from_str::<ControllerSpec<'a>>(spec.get()).ok()?;
-                let job = serde_json::from_str::<Template<'a>>(job.job_template?.get()).ok()?;
+                let job = serde_json::from_str::<Strict<ControllerSpec<'a>>>(spec.get()).ok()?;
+                let job =
+                    serde_json::from_str::<Strict<Template<'a>>>(job.job_template?.get()).ok()?;
                 pod_template(job.spec?)?
             }
             _ => pod_template(spec)?,
         };
         Some(Workload {
             kind,
-            meta: object.metadata.as_ref().unwrap_or(&NO_META),
+            meta: object.metadata.as_deref().unwrap_or(&NO_META),
             has_metadata: object.metadata.is_some(),
             pod_spec,
             template,
@@ -225,10 +227,10 @@ pub struct Placement<'a> {
 
 /// The pod spec and metadata of a template object (`{metadata, spec}`).
 fn pod_template(holder: &RawValue) -> Option<(&RawValue, Option<TemplateMetadata<'_>>)> {
-    let template = serde_json::from_str::<ControllerSpec<'_>>(holder.get())
+    let template = serde_json::from_str::<Strict<ControllerSpec<'_>>>(holder.get())
         .ok()?
         .template?;
-    let template = serde_json::from_str::<Template<'_>>(template.get()).ok()?;
+    let Strict(template) = serde_json::from_str::<Strict<Template<'_>>>(template.get()).ok()?;
     let pod_spec = template.spec.filter(|raw| is_object(raw))?;
     Some((pod_spec, Some(template_metadata(template.metadata))))
 }
@@ -237,9 +239,9 @@ fn template_metadata(metadata: Option<&RawValue>) -> TemplateMetadata<'_> {
     let Some(metadata) = metadata.filter(|raw| is_object(raw)) else {
         return TemplateMetadata::default();
     };
-    let annotations = serde_json::from_str::<TemplateMeta<'_>>(metadata.get())
+    let annotations = serde_json::from_str::<Strict<TemplateMeta<'_>>>(metadata.get())
         .ok()
-        .and_then(|meta| meta.annotations)
+        .and_then(|meta| meta.0.annotations)
         .filter(|raw| is_object(raw));
     let strings = annotations
         .and_then(|raw| serde_json::from_str::<BTreeMap<Text<'_>, &RawValue>>(raw.get()).ok())

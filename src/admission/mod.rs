@@ -146,7 +146,7 @@ fn answer(
         },
         limit_ranges: cluster.limit_ranges,
     };
-    let placement = scene.place(request.object.as_ref().and_then(|o| o.metadata.as_ref()));
+    let placement = scene.place(request.object.as_ref().and_then(|o| o.metadata.as_deref()));
     let mut response = ResponseOut::allowing(&request.uid);
     let mut summary = ReviewSummary {
         uid: request.uid.to_string(),

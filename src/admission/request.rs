@@ -8,6 +8,7 @@ use serde::de::IgnoredAny;
 
 use super::ReviewError;
 use crate::object::Object;
+use crate::strict::Strict;
 use crate::text::Text;
 
 pub const API_VERSION_V1: &str = "admission.k8s.io/v1";
@@ -21,7 +22,7 @@ struct ReviewIn<'a> {
     #[serde(borrow)]
     kind: Text<'a>,
     #[serde(borrow, default)]
-    request: Option<Request<'a>>,
+    request: Option<Strict<Request<'a>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,11 +43,11 @@ pub struct Request<'a> {
     pub namespace: Option<Text<'a>>,
     pub operation: Operation,
     #[serde(borrow)]
-    pub user_info: UserInfo<'a>,
+    pub user_info: Strict<UserInfo<'a>>,
     #[serde(borrow, default)]
-    pub object: Option<Object<'a>>,
+    pub object: Option<Strict<Object<'a>>>,
     #[serde(borrow, default)]
-    pub old_object: Option<Object<'a>>,
+    pub old_object: Option<Strict<Object<'a>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,7 +107,7 @@ pub struct Parsed<'a> {
 
 /// Reads an AdmissionReview from the request bytes.
 pub fn parse(body: &[u8]) -> Result<Parsed<'_>, ReviewError> {
-    let review: ReviewIn<'_> =
+    let Strict(review): Strict<ReviewIn<'_>> =
         serde_json::from_slice(body).map_err(|error| match error.classify() {
             serde_json::error::Category::Data => ReviewError::Shape(error.to_string()),
             _ => ReviewError::NotJson(error.to_string()),
@@ -119,7 +120,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, ReviewError> {
     if *review.kind != *"AdmissionReview" {
         return Err(ReviewError::Kind(review.kind.to_string()));
     }
-    let request = review.request.ok_or(ReviewError::MissingRequest)?;
+    let Strict(request) = review.request.ok_or(ReviewError::MissingRequest)?;
     Ok(Parsed {
         api_version,
         request,

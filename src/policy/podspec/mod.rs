@@ -6,6 +6,7 @@
 //! what no rule reads.
 
 mod read;
+mod scalars;
 
 use serde_json::value::RawValue;
 use thiserror::Error;

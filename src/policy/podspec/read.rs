@@ -3,31 +3,29 @@
 //! `serde_path_to_error` (only then, so the fast path pays nothing for paths) and names
 //! the field it was found in.
 
-use std::fmt;
-
 use serde::Deserialize;
-use serde::de::{Deserializer, Visitor};
 use serde_json::value::RawValue;
 
+use super::scalars::{PortValue, QuantityWire};
 use super::{
-    ContainerRole, ContainerView, CpuMemory, EnvSource, EnvVar, PodSpecView, ProbePort, ProbeView,
+    ContainerRole, ContainerView, CpuMemory, EnvSource, EnvVar, PodSpecView, ProbeView,
     ResizePolicy, ResourceFieldRef, SpecError,
 };
 use crate::policy::probe_defaults::PROBE_DEFAULTS;
-use crate::policy::quantity::Quantity;
+use crate::strict::Strict;
 use crate::text::Text;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", expecting = "an object")]
 struct PodSpecWire<'a> {
     #[serde(borrow, default)]
-    containers: Option<Vec<ContainerWire<'a>>>,
+    containers: Option<Vec<Strict<ContainerWire<'a>>>>,
     #[serde(borrow, default)]
-    init_containers: Option<Vec<ContainerWire<'a>>>,
+    init_containers: Option<Vec<Strict<ContainerWire<'a>>>>,
     #[serde(borrow, default)]
     restart_policy: Option<Text<'a>>,
     #[serde(default)]
-    resources: Option<ResourcesWire>,
+    resources: Option<Strict<ResourcesWire>>,
 }
 
 #[derive(Deserialize)]
@@ -38,9 +36,9 @@ struct ContainerWire<'a> {
     #[serde(borrow, default)]
     restart_policy: Option<Text<'a>>,
     #[serde(default)]
-    resources: Option<ResourcesWire>,
+    resources: Option<Strict<ResourcesWire>>,
     #[serde(borrow, default)]
-    env: Option<Vec<EnvWire<'a>>>,
+    env: Option<Vec<Strict<EnvWire<'a>>>>,
     // Probes stay raw: the probe-settings rule compares whole probes as stored.
     #[serde(borrow, default)]
     liveness_probe: Option<&'a RawValue>,
@@ -49,18 +47,18 @@ struct ContainerWire<'a> {
     #[serde(borrow, default)]
     startup_probe: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    ports: Option<Vec<PortWire<'a>>>,
+    ports: Option<Vec<Strict<PortWire<'a>>>>,
     #[serde(borrow, default)]
-    resize_policy: Option<Vec<ResizeWire<'a>>>,
+    resize_policy: Option<Vec<Strict<ResizeWire<'a>>>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(expecting = "an object")]
 struct ResourcesWire {
     #[serde(default)]
-    limits: Option<CpuMemoryWire>,
+    limits: Option<Strict<CpuMemoryWire>>,
     #[serde(default)]
-    requests: Option<CpuMemoryWire>,
+    requests: Option<Strict<CpuMemoryWire>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -80,14 +78,14 @@ struct EnvWire<'a> {
     #[serde(borrow, default)]
     value: Option<Text<'a>>,
     #[serde(borrow, default)]
-    value_from: Option<ValueFromWire<'a>>,
+    value_from: Option<Strict<ValueFromWire<'a>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", expecting = "an object")]
 struct ValueFromWire<'a> {
     #[serde(borrow, default)]
-    resource_field_ref: Option<FieldRefWire<'a>>,
+    resource_field_ref: Option<Strict<FieldRefWire<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -121,9 +119,9 @@ struct ResizeWire<'a> {
 #[serde(rename_all = "camelCase", expecting = "an object")]
 struct ProbeWire<'a> {
     #[serde(borrow, default)]
-    http_get: Option<HandlerWire<'a>>,
+    http_get: Option<Strict<HandlerWire<'a>>>,
     #[serde(borrow, default)]
-    tcp_socket: Option<HandlerWire<'a>>,
+    tcp_socket: Option<Strict<HandlerWire<'a>>>,
     #[serde(default)]
     period_seconds: Option<i64>,
     #[serde(default)]
@@ -137,95 +135,6 @@ struct ProbeWire<'a> {
 struct HandlerWire<'a> {
     #[serde(borrow, default)]
     port: Option<PortValue<'a>>,
-}
-
-/// A quantity as a string, or a number as YAML writes it (`cpu: 0.5`).
-struct QuantityWire(Quantity);
-
-impl<'de> Deserialize<'de> for QuantityWire {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct QuantityVisitor;
-
-        impl Visitor<'_> for QuantityVisitor {
-            type Value = QuantityWire;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a quantity string or number")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<QuantityWire, E> {
-                Quantity::parse(text).map(QuantityWire).map_err(E::custom)
-            }
-
-            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<QuantityWire, E> {
-                self.visit_str(&number.to_string())
-            }
-
-            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<QuantityWire, E> {
-                self.visit_str(&number.to_string())
-            }
-
-            fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<QuantityWire, E> {
-                // serde_json's shortest exact decimal form, as a JSON number displays.
-                match serde_json::Number::from_f64(number) {
-                    Some(number) => self.visit_str(&number.to_string()),
-                    None => Err(E::custom("a quantity must be a finite number")),
-                }
-            }
-        }
-
-        deserializer.deserialize_any(QuantityVisitor)
-    }
-}
-
-/// A probe port (IntOrString): an all-digit string is a number, anything else a name;
-/// a fractional number is no port at all.
-struct PortValue<'a>(Option<ProbePort<'a>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for PortValue<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct PortVisitor;
-
-        impl<'de> Visitor<'de> for PortVisitor {
-            type Value = PortValue<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number or a name")
-            }
-
-            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<PortValue<'de>, E> {
-                Ok(PortValue(Some(ProbePort::Number(number))))
-            }
-
-            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<PortValue<'de>, E> {
-                Ok(PortValue(i64::try_from(number).ok().map(ProbePort::Number)))
-            }
-
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<PortValue<'de>, E> {
-                Ok(PortValue(None))
-            }
-
-            fn visit_borrowed_str<E: serde::de::Error>(
-                self,
-                name: &'de str,
-            ) -> Result<PortValue<'de>, E> {
-                Ok(PortValue(Some(port_of(Text::from(name)))))
-            }
-
-            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<PortValue<'de>, E> {
-                Ok(PortValue(Some(port_of(Text(name.to_owned().into())))))
-            }
-        }
-
-        deserializer.deserialize_any(PortVisitor)
-    }
-}
-
-fn port_of(name: Text<'_>) -> ProbePort<'_> {
-    match name.parse::<i64>() {
-        Ok(number) if name.bytes().all(|b| b.is_ascii_digit()) => ProbePort::Number(number),
-        _ => ProbePort::Name(name),
-    }
 }
 
 /// Parses `json` as `T`; an error names the field under `path` where it was found.
@@ -274,7 +183,7 @@ impl<'a> PodSpecView<'a> {
     /// Reads a PodSpec from its JSON text. `path` is the dotted location of `spec`, for
     /// error messages.
     pub fn from_json(json: &'a str, path: &str) -> Result<PodSpecView<'a>, SpecError> {
-        let wire: PodSpecWire<'a> = parse(json, path)?;
+        let Strict(wire): Strict<PodSpecWire<'a>> = parse(json, path)?;
         let mut containers = Vec::new();
         for (role_field, list) in [
             ("containers", wire.containers),
@@ -282,7 +191,7 @@ impl<'a> PodSpecView<'a> {
         ] {
             for (index, item) in list.into_iter().flatten().enumerate() {
                 let at = format_args!("{path}.{role_field}[{index}]").to_string();
-                containers.push(container(item, role_field, index, &at)?);
+                containers.push(container(item.0, role_field, index, &at)?);
             }
         }
         let (pod_limits, pod_requests) = resources(wire.resources);
@@ -319,20 +228,25 @@ fn container<'a>(
             .ports
             .into_iter()
             .flatten()
-            .filter_map(|port| port.name)
+            .filter_map(|port| port.0.name)
             .collect(),
         limits,
         requests,
-        env: wire.env.into_iter().flatten().map(env_var).collect(),
+        env: wire
+            .env
+            .into_iter()
+            .flatten()
+            .map(|e| env_var(e.0))
+            .collect(),
         has_env,
         resize_policy: resize_policy(wire.resize_policy.unwrap_or_default()),
     })
 }
 
-fn resources(wire: Option<ResourcesWire>) -> (CpuMemory, CpuMemory) {
-    let wire = wire.unwrap_or_default();
-    let map = |wire: Option<CpuMemoryWire>| {
-        let wire = wire.unwrap_or_default();
+fn resources(wire: Option<Strict<ResourcesWire>>) -> (CpuMemory, CpuMemory) {
+    let wire = wire.unwrap_or_default().0;
+    let map = |wire: Option<Strict<CpuMemoryWire>>| {
+        let wire = wire.unwrap_or_default().0;
         CpuMemory {
             cpu: wire.cpu.map(|q| q.0),
             memory: wire.memory.map(|q| q.0),
@@ -342,13 +256,13 @@ fn resources(wire: Option<ResourcesWire>) -> (CpuMemory, CpuMemory) {
 }
 
 fn env_var(wire: EnvWire<'_>) -> EnvVar<'_> {
-    let source = match wire.value_from {
+    let source = match wire.value_from.map(|from| from.0) {
         None => wire.value.map_or(EnvSource::Empty, EnvSource::Literal),
         Some(ValueFromWire {
             resource_field_ref: None,
         }) => EnvSource::Opaque,
         Some(ValueFromWire {
-            resource_field_ref: Some(field),
+            resource_field_ref: Some(Strict(field)),
         }) => EnvSource::ResourceField(ResourceFieldRef {
             container_name: field.container_name.filter(|name| !name.is_empty()),
             resource: field.resource,
@@ -361,9 +275,9 @@ fn env_var(wire: EnvWire<'_>) -> EnvVar<'_> {
     }
 }
 
-fn resize_policy(items: Vec<ResizeWire<'_>>) -> ResizePolicy {
+fn resize_policy(items: Vec<Strict<ResizeWire<'_>>>) -> ResizePolicy {
     let mut policy = ResizePolicy::default();
-    for item in items {
+    for Strict(item) in items {
         let restarts = item.restart_policy.as_deref() == Some("RestartContainer");
         match item.resource_name.as_deref() {
             Some("cpu") => policy.cpu_restarts = restarts,
@@ -382,8 +296,9 @@ fn probe<'a>(
     let Some(raw) = present(raw) else {
         return Ok(None);
     };
-    let wire: ProbeWire<'a> = parse(raw.get(), &format!("{container_path}.{field}"))?;
-    let port = |handler: Option<HandlerWire<'a>>| handler.and_then(|h| h.port).and_then(|p| p.0);
+    let Strict(wire): Strict<ProbeWire<'a>> =
+        parse(raw.get(), &format!("{container_path}.{field}"))?;
+    let port = |handler: Option<Strict<HandlerWire<'a>>>| handler.and_then(|h| h.0.port)?.0;
     // Kubernetes defaults unset and zero probe timings (SetDefaults_Probe).
     let timing = |field: &str, value: Option<i64>| {
         let default = PROBE_DEFAULTS
@@ -399,4 +314,79 @@ fn probe<'a>(
         timeout_seconds: timing("timeoutSeconds", wire.timeout_seconds),
         failure_threshold: timing("failureThreshold", wire.failure_threshold),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::podspec::ProbePort;
+    use crate::policy::quantity::Quantity;
+
+    fn error_of(json: &str) -> String {
+        PodSpecView::from_json(json, "spec.template.spec")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn errors_name_the_field_without_positions() {
+        assert_eq!(
+            error_of(
+                r#"{"containers": [{"name": "a", "resources": {"limits": {"cpu": "lots"}}}]}"#
+            ),
+            "spec.template.spec.containers[0].resources.limits.cpu: \"lots\" is not a Kubernetes quantity \
+             (expected e.g. 500m, 1.5, 128Mi, 1G, 2e3)"
+        );
+        assert_eq!(
+            error_of(r#"{"containers": [{"image": "a"}]}"#),
+            "spec.template.spec.containers[0]: missing field `name`"
+        );
+        assert_eq!(
+            error_of(r#"{"initContainers": [{"name": "a", "env": [{"name": 5}]}]}"#),
+            "spec.template.spec.initContainers[0].env[0].name: invalid type: integer `5`, expected a string"
+        );
+        assert_eq!(
+            error_of(
+                r#"{"containers": [{"name": "a", "livenessProbe": {"periodSeconds": "10"}}]}"#
+            ),
+            "spec.template.spec.containers[0].livenessProbe.periodSeconds: invalid type: string \"10\", expected i64"
+        );
+        assert_eq!(
+            error_of("[]"),
+            "spec.template.spec: invalid type: sequence, expected an object"
+        );
+    }
+
+    #[test]
+    fn reads_yaml_numbers_ports_nulls_and_escapes() {
+        let json = r#"{"containers": [{"name": "a\u0026b", "ports": [{"name": "http"}, {"containerPort": 1}],
+            "resources": {"limits": {"cpu": 0.5, "memory": null}},
+            "livenessProbe": {"httpGet": {"port": "8080"}, "periodSeconds": 0},
+            "readinessProbe": {"tcpSocket": {"port": "http"}, "timeoutSeconds": 3},
+            "startupProbe": null,
+            "env": [{"name": "A", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "containerName": ""}}}]}]}"#;
+        let view = PodSpecView::from_json(json, "spec").unwrap();
+        let container = &view.containers[0];
+        assert_eq!(container.name, "a&b");
+        assert_eq!(container.port_names, [Text::from("http")]);
+        assert_eq!(container.limits.cpu, Quantity::parse("500m").ok());
+        assert_eq!(container.limits.memory, None);
+        let liveness = container.liveness.as_ref().unwrap();
+        assert_eq!(liveness.ports[0], Some(ProbePort::Number(8080)));
+        assert_eq!(liveness.period_seconds, 10, "zero is defaulted");
+        let readiness = container.readiness.as_ref().unwrap();
+        assert_eq!(
+            readiness.ports[1],
+            Some(ProbePort::Name(Text::from("http")))
+        );
+        assert_eq!(readiness.timeout_seconds, 3);
+        assert!(container.startup.is_none(), "null is unset");
+        let EnvSource::ResourceField(field) = &container.env[0].source else {
+            panic!("{:?}", container.env[0]);
+        };
+        assert_eq!(
+            (field.container_name.as_deref(), &*field.resource),
+            (None, "limits.cpu")
+        );
+    }
 }
