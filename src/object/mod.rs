@@ -5,8 +5,12 @@
 
 use std::collections::BTreeMap;
 
+mod annotations;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+pub use annotations::Annotations;
 
 use crate::strict::Strict;
 use crate::text::Text;
@@ -36,7 +40,7 @@ pub struct Meta<'a> {
     #[serde(borrow, default)]
     pub labels: Option<TextMap<'a>>,
     #[serde(borrow, default)]
-    pub annotations: Option<TextMap<'a>>,
+    pub annotations: Option<Annotations<'a>>,
     #[serde(borrow, default)]
     pub owner_references: Option<Vec<Strict<OwnerReference<'a>>>>,
 }
@@ -87,8 +91,9 @@ pub(crate) struct TemplateMeta<'a> {
 }
 
 impl<'a> Meta<'a> {
+    /// One of deployguard's own annotations (the only ones kept).
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations.as_ref()?.get(key).map(|v| &**v)
+        self.annotations.as_ref()?.get(key)
     }
 
     /// The object's namespace, unless empty.
