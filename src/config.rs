@@ -144,13 +144,26 @@ struct GoMemLimitFile {
     warn_above: Option<f64>,
 }
 
-/// Reads and validates a policy file.
+/// Reads and validates a policy file: the one reader behind `--config` everywhere.
 pub fn load_policy(path: &Path) -> Result<Policy, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+    policy_from_bytes(&read_policy_file(path)?, &path.display().to_string())
+}
+
+/// A policy file's bytes (the server keeps them to tell a change from a touch).
+pub fn read_policy_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|error| ConfigError::Read {
         path: path.display().to_string(),
         error,
+    })
+}
+
+/// The validated policy in a policy file's bytes; `origin` names the file in errors.
+pub fn policy_from_bytes(bytes: &[u8], origin: &str) -> Result<Policy, ConfigError> {
+    let text = std::str::from_utf8(bytes).map_err(|error| ConfigError::Syntax {
+        origin: origin.to_owned(),
+        message: format!("not UTF-8: {error}"),
     })?;
-    parse_policy(&text, &path.display().to_string())
+    parse_policy(text, origin)
 }
 
 /// Parses and validates policy YAML; `origin` names it in errors.

@@ -533,3 +533,45 @@ async fn tls_1_2_and_1_3_are_both_served() {
         assert_eq!(raw_response(&mut stream).await.unwrap().status, 200);
     }
 }
+
+/// 404 and 405 read a small body before answering, so that a client still sending it
+/// (HTTP/2 especially) gets the status rather than a reset stream, and the connection
+/// carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_with_a_body_are_answered_after_reading_it() {
+    let pki = Pki::new("refusal body CA");
+    let server = TestServer::start(&pki, &[]).await;
+    let body = vec![b'x'; 60 * 1024];
+    for http in BOTH {
+        let client = client(&pki.ca_pem, http);
+        for (method, path, status, reason) in [
+            ("POST", "/nope", 404, "no route /nope"),
+            (
+                "PUT",
+                "/healthz",
+                405,
+                "method PUT is not allowed on /healthz: use GET",
+            ),
+        ] {
+            let response = client
+                .request(method.parse().unwrap(), server.url(path))
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {path} over {http:?}: {e:?}"));
+            assert_eq!(response.version(), expected_version(http));
+            assert_eq!(
+                response.status().as_u16(),
+                status,
+                "{method} {path} {http:?}"
+            );
+            let text = response.text().await.unwrap();
+            assert!(text.starts_with(reason), "{method} {path} {http:?}: {text}");
+        }
+        assert_eq!(
+            get_status(&client, &server.url("/healthz")).await,
+            200,
+            "{http:?}"
+        );
+    }
+}

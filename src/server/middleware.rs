@@ -13,7 +13,7 @@ use futures_util::FutureExt;
 use tracing::error;
 
 use super::app::App;
-use super::routes::{reject, route_label};
+use super::refusal::{reject, route_label};
 
 #[derive(Clone)]
 pub struct Limits {

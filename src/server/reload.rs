@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use super::app::App;
 use super::tls::{CertResolver, LoadedCert, load_cert};
-use crate::config::parse_policy;
+use crate::config::{policy_from_bytes, read_policy_file};
 
 /// Quiet time after the last event before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(250);
@@ -190,29 +190,22 @@ impl Reloader {
     async fn reload_policy(&mut self) {
         let Some(file) = &mut self.policy else { return };
         let origin = file.path.display().to_string();
-        let bytes = match tokio::fs::read(&file.path).await {
+        let bytes = match read_policy_file(&file.path) {
             Ok(bytes) => bytes,
-            Err(error) => {
-                let reason = format!("cannot read policy file {origin}: {error}");
-                return self.policy_refused(reason);
-            }
+            Err(error) => return self.policy_refused(error.to_string()),
         };
         if bytes == file.last {
             return;
         }
         file.last = bytes;
-        let parsed = match std::str::from_utf8(&file.last) {
-            Ok(text) => parse_policy(text, &origin).map_err(|error| error.to_string()),
-            Err(error) => Err(format!("policy file {origin}: not UTF-8: {error}")),
-        };
-        match parsed {
+        match policy_from_bytes(&file.last, &origin) {
             Ok(policy) => {
                 self.app.policy.store(Arc::new(policy));
                 self.app.metrics.record_config_reload(true);
                 self.policy_failure = None;
                 info!(config = %origin, "policy reloaded; new reviews use it");
             }
-            Err(reason) => self.policy_refused(reason),
+            Err(error) => self.policy_refused(error.to_string()),
         }
     }
 

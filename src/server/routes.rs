@@ -11,12 +11,13 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, Version, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::app::{App, NO_LIMIT_RANGES};
 use super::body::{BodyError, read_limited};
 use super::limit_ranges::second_look;
 use super::middleware::{self, Limits};
+use super::refusal::{drain_small_body, reject, route_label};
 use crate::admission::{Cluster, Endpoint, ReviewSummary, review};
 
 pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
@@ -46,7 +47,8 @@ pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
 /// A route that names its one method in the 405 it answers to the others.
 fn only(allowed: Method, route: MethodRouter<Arc<App>>) -> MethodRouter<Arc<App>> {
     route.fallback(
-        move |State(app): State<Arc<App>>, method: Method, uri: Uri| async move {
+        move |State(app): State<Arc<App>>, method: Method, uri: Uri, request: Request| async move {
+            drain_small_body(request).await;
             let message = format!(
                 "method {method} is not allowed on {}: use {allowed}",
                 uri.path()
@@ -65,7 +67,8 @@ fn only(allowed: Method, route: MethodRouter<Arc<App>>) -> MethodRouter<Arc<App>
     )
 }
 
-async fn not_found(State(app): State<Arc<App>>, uri: Uri) -> Response {
+async fn not_found(State(app): State<Arc<App>>, uri: Uri, request: Request) -> Response {
+    drain_small_body(request).await;
     let message = format!(
         "no route {}: this server answers POST /validate, POST /mutate, GET /healthz and GET /readyz",
         uri.path()
@@ -186,29 +189,4 @@ fn log_review(endpoint: Endpoint, summary: &ReviewSummary, elapsed: Duration) {
         latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "review"
     );
-}
-
-/// A 4xx (or the panic guard's 500): logged, counted, and the message as the body.
-pub fn reject(app: &App, route: &'static str, status: StatusCode, message: String) -> Response {
-    if status.is_client_error() {
-        app.metrics.record_rejection(route, status);
-    }
-    warn!(route, status = status.as_u16(), reason = %message, "request refused");
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{message}\n"),
-    )
-        .into_response()
-}
-
-/// The metric label of a path: a known route or `other` (paths are client input).
-pub fn route_label(path: &str) -> &'static str {
-    match path {
-        "/validate" => "validate",
-        "/mutate" => "mutate",
-        "/healthz" => "healthz",
-        "/readyz" => "readyz",
-        _ => "other",
-    }
 }

@@ -6,7 +6,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
 use super::start::{RunningServer, start};
-use super::{ServeArgs, ServerError};
+use super::{ServerConfig, ServerError};
 
 impl RunningServer {
     /// Drains and stops: /readyz 503, accept for the drain delay, stop accepting, let open
@@ -55,10 +55,10 @@ impl Drop for RunningServer {
 
 /// `deployguard serve`: start, wait for SIGTERM or SIGINT, drain. A second signal exits
 /// without waiting.
-pub async fn run_until_signal(args: ServeArgs) -> Result<(), ServerError> {
+pub async fn run_until_signal(config: ServerConfig) -> Result<(), ServerError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
-    let server = start(&args).await?;
+    let server = start(&config).await?;
     let first = tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",

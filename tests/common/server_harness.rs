@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use deployguard::server::{RunningServer, ServeArgs, start};
+use deployguard::server::{RunningServer, ServeArgs, ServerConfig, start};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -146,8 +146,8 @@ impl Volume {
 
 // ------------------------------------------------------------------- server
 
-/// `deployguard serve` arguments on loopback port 0, no drain delay, plus `extra`.
-pub fn serve_args(extra: &[&str]) -> ServeArgs {
+/// The configuration `deployguard serve` makes of loopback port 0, no drain delay, plus `extra`.
+pub fn serve_args(extra: &[&str]) -> ServerConfig {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
@@ -167,7 +167,7 @@ pub fn serve_args(extra: &[&str]) -> ServeArgs {
         "text",
     ];
     argv.extend_from_slice(extra);
-    Cli::try_parse_from(argv).unwrap().serve
+    Cli::try_parse_from(argv).unwrap().serve.config()
 }
 
 /// A server with a certificate from `pki` in a kubelet-style volume, started in-process.
