@@ -22,4 +22,5 @@ pub mod patch;
 pub mod policy;
 pub mod server;
 pub mod workload;
+pub mod yaml_edit;
 mod yaml_error;

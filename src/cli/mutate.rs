@@ -14,9 +14,10 @@ use super::output::print_json;
 use super::requester::RequestArgs;
 use super::{CliResult, input_error, policy_from};
 use crate::manifest::{
-    DEFAULT_NAMESPACE, ManifestError, Scope, collect_limit_ranges, mutate_document_in,
+    DEFAULT_NAMESPACE, ManifestError, Mutation, Scope, collect_limit_ranges, mutate_document_in,
 };
 use crate::policy::LimitRanges;
+use crate::yaml_edit::{self, EditError, Op};
 
 #[derive(Debug, Args)]
 pub struct MutateArgs {
@@ -79,6 +80,7 @@ pub fn run(args: MutateArgs) -> CliResult {
             }
         }
     }
+    let mut printer = YamlPrinter::default();
     let scope = Scope {
         limit_ranges: &limit_ranges,
         default_namespace: &args.namespace,
@@ -102,17 +104,24 @@ pub fn run(args: MutateArgs) -> CliResult {
                 eprintln!("deployguard: {}: document {}: {error}", input.name, index);
                 errors += 1;
             }
-            let changed = mutation.ops > 0;
             match args.output {
                 MutateOutput::Json => json_documents.push(value),
-                // Unchanged YAML is printed as written, comments and all (not a document
-                // that carries directives: they may only open a stream).
-                MutateOutput::Yaml
-                    if !changed && !input.is_json() && !original.starts_with('%') =>
-                {
-                    print_yaml_text(original)
+                // JSON input is re-serialised; YAML keeps its text, edited in place.
+                MutateOutput::Yaml if input.is_json() => {
+                    printer.text(&to_yaml(&value).map_err(input_error)?)
                 }
-                MutateOutput::Yaml => print_yaml_value(&value).map_err(input_error)?,
+                MutateOutput::Yaml if mutation.ops == 0 => printer.text(original),
+                MutateOutput::Yaml => match edited(original, &mutation, &value) {
+                    Ok(text) => printer.text(&text),
+                    Err(error) => {
+                        eprintln!(
+                            "deployguard: {}: document {index}: rewritten without its comments \
+                             and layout ({error})",
+                            input.name
+                        );
+                        printer.text(&to_yaml(&value).map_err(input_error)?)
+                    }
+                },
             }
         }
     }
@@ -126,17 +135,49 @@ pub fn run(args: MutateArgs) -> CliResult {
     })
 }
 
-fn print_yaml_text(text: &str) {
-    let text = text.trim_start_matches(['\n', '\r']);
-    println!("---");
-    print!("{text}");
-    if !text.ends_with('\n') {
-        println!();
+/// The document's text with the operations `mutate_document_in` applied to `value`.
+fn edited(original: &str, mutation: &Mutation, value: &Value) -> Result<String, EditError> {
+    let mut ops = Vec::new();
+    for (item, patch) in &mutation.patches {
+        let prefix = match item {
+            Some(k) => vec!["items".to_owned(), k.to_string()],
+            None => Vec::new(),
+        };
+        for op in patch {
+            ops.push(Op::from_patch(&prefix, op)?);
+        }
+    }
+    yaml_edit::edit_document(original, &ops, value)
+}
+
+/// Prints documents as one YAML stream.
+#[derive(Default)]
+struct YamlPrinter {
+    printed: bool,
+}
+
+impl YamlPrinter {
+    /// `text` is a document as `documents` split it: after its `---` (the rest of that
+    /// line included), or from its directives on, which only a stream's start or a `...`
+    /// may precede.
+    fn text(&mut self, text: &str) {
+        if text.starts_with('%') {
+            if self.printed {
+                println!("...");
+            }
+        } else if text.starts_with([' ', '\t', '\r', '\n']) {
+            print!("---");
+        } else {
+            println!("---");
+        }
+        print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
+        self.printed = true;
     }
 }
 
-fn print_yaml_value(value: &Value) -> anyhow::Result<()> {
-    let yaml = serde_saphyr::to_string(value).map_err(|e| anyhow!("cannot write YAML: {e}"))?;
-    print_yaml_text(&yaml);
-    Ok(())
+fn to_yaml(value: &Value) -> anyhow::Result<String> {
+    serde_saphyr::to_string(value).map_err(|e| anyhow!("cannot write YAML: {e}"))
 }

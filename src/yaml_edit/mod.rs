@@ -1,0 +1,73 @@
+//! Applies RFC 6902 operations to a YAML document's text instead of re-serialising its
+//! value, so comments, key order, quoting and layout outside the edited lines survive.
+//!
+//! Each operation is located in the text by the parser's spans and written in the style of
+//! its surroundings; the result is read back and must equal the patched value, or the edit
+//! is refused (the caller then re-serialises). No maintained crate did this for us: see
+//! `mutate` in the README for the contract.
+
+use json_patch::PatchOperation;
+use serde_json::Value;
+use thiserror::Error;
+
+mod edit;
+mod render;
+mod tree;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EditError {
+    #[error("the YAML cannot be read: {0}")]
+    Parse(String),
+    #[error("{0} cannot be edited in place")]
+    Unsupported(&'static str),
+    #[error("{0} is not in the document")]
+    Missing(String),
+    #[error("the edited text does not read back as the patched document")]
+    Mismatch,
+}
+
+/// One operation, its path from the document's root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    path: Vec<String>,
+    kind: OpKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum OpKind {
+    Add(Value),
+    Replace(Value),
+    Remove,
+}
+
+impl Op {
+    /// `op` applied to the object at `prefix` (e.g. `["items", "3"]` for a List's item).
+    pub fn from_patch(prefix: &[String], op: &PatchOperation) -> Result<Op, EditError> {
+        let kind = match op {
+            PatchOperation::Add(add) => OpKind::Add(add.value.clone()),
+            PatchOperation::Replace(replace) => OpKind::Replace(replace.value.clone()),
+            PatchOperation::Remove(_) => OpKind::Remove,
+            _ => return Err(EditError::Unsupported("a move, copy or test operation")),
+        };
+        let tokens = op.path().tokens().map(|token| token.decoded().into_owned());
+        Ok(Op {
+            path: prefix.iter().cloned().chain(tokens).collect(),
+            kind,
+        })
+    }
+}
+
+/// `text` (one YAML document) with `ops` applied in order, checked to read back as
+/// `expected`, the document's value with the same operations applied.
+pub fn edit_document(text: &str, ops: &[Op], expected: &Value) -> Result<String, EditError> {
+    let edited = ops
+        .iter()
+        .try_fold(text.to_owned(), |text, op| edit::apply(&text, op))?;
+    match serde_saphyr::from_str::<Option<Value>>(&edited) {
+        Ok(Some(read)) if read == *expected => Ok(edited),
+        _ => Err(EditError::Mismatch),
+    }
+}
+
+#[cfg(test)]
+mod tests;
