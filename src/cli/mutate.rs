@@ -2,9 +2,10 @@
 //! pod spec (Pods and templates alike), ready to commit.
 
 use std::path::PathBuf;
+
+mod stream;
 use std::process::ExitCode;
 
-use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
@@ -18,6 +19,7 @@ use crate::manifest::{
 };
 use crate::policy::LimitRanges;
 use crate::yaml_edit::{self, EditError, Op};
+use stream::{YamlStream, replacement};
 
 #[derive(Debug, Args)]
 pub struct MutateArgs {
@@ -61,10 +63,10 @@ pub fn run(args: MutateArgs) -> CliResult {
         .collect();
     let parsed: Vec<_> = texts
         .iter()
-        .map(|(input, text)| (*input, input.documents(text)))
+        .map(|(input, text)| (*input, text.as_str(), input.documents(text)))
         .collect();
     let mut limit_ranges = LimitRanges::default();
-    for (input, documents) in &parsed {
+    for (input, _, documents) in &parsed {
         for document in documents.iter().flatten() {
             let Some(value) = &document.value else {
                 continue;
@@ -80,17 +82,19 @@ pub fn run(args: MutateArgs) -> CliResult {
             }
         }
     }
-    let mut printer = YamlPrinter::default();
+    let mut stream = YamlStream::default();
     let scope = Scope {
         limit_ranges: &limit_ranges,
         default_namespace: &args.namespace,
         context: args.request.context(),
     };
-    for (input, documents) in parsed {
+    for (input, text, documents) in parsed {
+        // Where this file's changed documents stand, and their new text.
+        let mut replaced = Vec::new();
         for document in documents {
-            let (mut value, original, index) = match document {
+            let (mut value, original, offset, index) = match document {
                 Ok(doc) => match doc.value {
-                    Some(value) => (value, doc.text, doc.index),
+                    Some(value) => (value, doc.text, doc.offset, doc.index),
                     None => continue,
                 },
                 Err(error) => {
@@ -108,21 +112,27 @@ pub fn run(args: MutateArgs) -> CliResult {
                 MutateOutput::Json => json_documents.push(value),
                 // JSON input is re-serialised; YAML keeps its text, edited in place.
                 MutateOutput::Yaml if input.is_json() => {
-                    printer.text(&to_yaml(&value).map_err(input_error)?)
+                    stream.value(&value).map_err(input_error)?
                 }
-                MutateOutput::Yaml if mutation.ops == 0 => printer.text(original),
-                MutateOutput::Yaml => match edited(original, &mutation, &value) {
-                    Ok(text) => printer.text(&text),
-                    Err(error) => {
-                        eprintln!(
-                            "deployguard: {}: document {index}: rewritten without its comments \
-                             and layout ({error})",
-                            input.name
-                        );
-                        printer.text(&to_yaml(&value).map_err(input_error)?)
-                    }
-                },
+                MutateOutput::Yaml if mutation.ops == 0 => {}
+                MutateOutput::Yaml => {
+                    let new = match edited(original, &mutation, &value) {
+                        Ok(new) => new,
+                        Err(error) => {
+                            eprintln!(
+                                "deployguard: {}: document {index}: rewritten without its \
+                                 comments and layout ({error})",
+                                input.name
+                            );
+                            replacement(text, offset, &value).map_err(input_error)?
+                        }
+                    };
+                    replaced.push((offset..offset + original.len(), new));
+                }
             }
+        }
+        if args.output == MutateOutput::Yaml && !input.is_json() {
+            stream.file(text, replaced);
         }
     }
     if args.output == MutateOutput::Json {
@@ -148,36 +158,4 @@ fn edited(original: &str, mutation: &Mutation, value: &Value) -> Result<String, 
         }
     }
     yaml_edit::edit_document(original, &ops, value)
-}
-
-/// Prints documents as one YAML stream.
-#[derive(Default)]
-struct YamlPrinter {
-    printed: bool,
-}
-
-impl YamlPrinter {
-    /// `text` is a document as `documents` split it: after its `---` (the rest of that
-    /// line included), or from its directives on, which only a stream's start or a `...`
-    /// may precede.
-    fn text(&mut self, text: &str) {
-        if text.starts_with('%') {
-            if self.printed {
-                println!("...");
-            }
-        } else if text.starts_with([' ', '\t', '\r', '\n']) {
-            print!("---");
-        } else {
-            println!("---");
-        }
-        print!("{text}");
-        if !text.ends_with('\n') {
-            println!();
-        }
-        self.printed = true;
-    }
-}
-
-fn to_yaml(value: &Value) -> anyhow::Result<String> {
-    serde_saphyr::to_string(value).map_err(|e| anyhow!("cannot write YAML: {e}"))
 }

@@ -144,7 +144,13 @@ impl Doc<'_> {
             _ => {
                 let block = |column| self.style.entries(&pair, column + self.style.step);
                 let addition = Value::Object(pair.clone());
-                self.extend_flow(map, entries.is_empty(), holder, &addition, block)
+                self.extend_flow(
+                    map,
+                    entries.last().map(|e| e.value.end),
+                    holder,
+                    &addition,
+                    block,
+                )
             }
         }
     }
@@ -169,7 +175,7 @@ impl Doc<'_> {
             }
             _ => self.extend_flow(
                 seq,
-                items.is_empty(),
+                items.last().map(|item| item.end),
                 holder,
                 &Value::Array(vec![value.clone()]),
                 |column| self.style.items_under(std::slice::from_ref(value), column),
@@ -177,40 +183,46 @@ impl Doc<'_> {
         }
     }
 
-    /// A one-line flow collection gets `addition`'s content before its closing bracket;
-    /// an empty one that is a block mapping's value becomes the `block` lines instead.
+    /// A flow collection gets `addition`'s content after its last child (before a comma
+    /// that may follow it), or inside its brackets when empty; an empty one that is a
+    /// block mapping's value becomes the `block` lines instead.
     fn extend_flow(
         &self,
         node: &Node,
-        empty: bool,
+        last_child_end: Option<usize>,
         holder: Option<usize>,
         addition: &Value,
         block: impl FnOnce(usize) -> String,
     ) -> Result<Vec<Edit>, EditError> {
-        let own = &self.text[node.start..node.end];
-        if let (true, Some(key_column)) = (empty, holder) {
-            let before = self.text[..node.start].trim_end_matches([' ', '\t']).len();
-            return Ok(vec![
-                Edit {
-                    at: before..node.end,
-                    text: String::new(),
-                },
-                self.insert_lines(node.end, block(key_column)),
-            ]);
-        }
-        if own.contains('\n') || node.end <= node.start {
-            return Err(EditError::Unsupported(
-                "a flow collection over several lines",
-            ));
-        }
         let json = render::flow(addition);
         // The JSON text's own brackets are dropped: its content goes inside the node's.
         let inner = &json[1..json.len() - 1];
-        let separator = if empty { "" } else { ", " };
-        Ok(vec![Edit {
-            at: node.end - 1..node.end - 1,
-            text: format!("{separator}{inner}"),
-        }])
+        let edit = match (last_child_end, holder) {
+            (Some(end), _) => Edit {
+                at: end..end,
+                text: format!(", {inner}"),
+            },
+            (None, Some(key_column)) => {
+                let before = self.text[..node.start].trim_end_matches([' ', '\t']).len();
+                return Ok(vec![
+                    Edit {
+                        at: before..node.end,
+                        text: String::new(),
+                    },
+                    self.insert_lines(node.end, block(key_column)),
+                ]);
+            }
+            (None, None) if node.end > node.start => Edit {
+                at: node.end - 1..node.end - 1,
+                text: inner.to_owned(),
+            },
+            (None, None) => {
+                return Err(EditError::Parse(
+                    "a flow collection without brackets".to_owned(),
+                ));
+            }
+        };
+        Ok(vec![edit])
     }
 
     /// Deletes the whole lines from the one holding `start` to the one holding `end`,

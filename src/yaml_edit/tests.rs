@@ -64,6 +64,12 @@ fn inserts_in_the_style_around_them() {
             "metadata: {name: p, annotations: {a: b, \"k\":\"v\"}}\n",
         ),
         (
+            "multi-line flow, trailing comma kept",
+            "{\n  spec: {\n    env: [\n      {name: A},\n    ],\n  },\n}\n",
+            add("/spec/env/-", "{\"name\": \"B\"}"),
+            "{\n  spec: {\n    env: [\n      {name: A}, {\"name\":\"B\"},\n    ],\n  },\n}\n",
+        ),
+        (
             "a whole metadata at the document's step",
             "# licence\n#  header\nkind: Pod\nspec:\n   x: 1\n",
             add("/metadata", "{\"annotations\": {\"a\": \"b\"}}"),
@@ -121,10 +127,6 @@ fn replaces_and_removes_in_place() {
 fn what_cannot_be_edited_safely_is_refused() {
     let cases = [
         ("x: &a {p: 1}\ny: *a\n", add("/x/q", "1")),
-        (
-            "env: [\n  {name: A}\n]\n",
-            add("/env/-", "{\"name\": \"B\"}"),
-        ),
         (
             "a: |\n  text\n",
             json!([{"op": "replace", "path": "/a", "value": "x"}]),
