@@ -7,7 +7,6 @@ mod stream;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use serde_json::Value;
 
 use super::exclude::Excludes;
 use super::inputs::expand;
@@ -15,10 +14,10 @@ use super::output::print_json;
 use super::requester::RequestArgs;
 use super::{CliResult, input_error, policy_from};
 use crate::manifest::{
-    DEFAULT_NAMESPACE, ManifestError, Mutation, Scope, collect_limit_ranges, mutate_document_in,
+    DEFAULT_NAMESPACE, ManifestError, Scope, collect_limit_ranges, mutate_document_in,
 };
 use crate::policy::LimitRanges;
-use crate::yaml_edit::{self, EditError, Op};
+use crate::yaml_edit::edit_mutated;
 use stream::{YamlStream, replacement};
 
 #[derive(Debug, Args)]
@@ -116,7 +115,7 @@ pub fn run(args: MutateArgs) -> CliResult {
                 }
                 MutateOutput::Yaml if mutation.ops == 0 => {}
                 MutateOutput::Yaml => {
-                    let new = match edited(original, &mutation, &value) {
+                    let new = match edit_mutated(original, &mutation, &value) {
                         Ok(new) => new,
                         Err(error) => {
                             eprintln!(
@@ -143,19 +142,4 @@ pub fn run(args: MutateArgs) -> CliResult {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The document's text with the operations `mutate_document_in` applied to `value`.
-fn edited(original: &str, mutation: &Mutation, value: &Value) -> Result<String, EditError> {
-    let mut ops = Vec::new();
-    for (item, patch) in &mutation.patches {
-        let prefix = match item {
-            Some(k) => vec!["items".to_owned(), k.to_string()],
-            None => Vec::new(),
-        };
-        for op in patch {
-            ops.push(Op::from_patch(&prefix, op)?);
-        }
-    }
-    yaml_edit::edit_document(original, &ops, value)
 }

@@ -31,7 +31,9 @@ pub fn apply(text: &str, op: &Op) -> Result<String, EditError> {
     let edits = match (&op.kind, &parent.kind) {
         (OpKind::Add(value), Kind::Mapping { flow, entries }) => {
             match entries.iter().find(|e| e.key == *last) {
-                Some(entry) => vec![doc.replace(&entry.value, value)?],
+                Some(_) => {
+                    doc.replace(resolve(text, parent, std::slice::from_ref(last))?, value)?
+                }
                 None => doc.add_entry(parent, *flow, entries, holder, last, value)?,
             }
         }
@@ -42,7 +44,7 @@ pub fn apply(text: &str, op: &Op) -> Result<String, EditError> {
             doc.append_item(parent, *flow, items, holder, value)?
         }
         (OpKind::Replace(value), _) => {
-            vec![doc.replace(child(parent, last).ok_or_else(missing)?, value)?]
+            doc.replace(resolve(text, parent, std::slice::from_ref(last))?, value)?
         }
         (
             OpKind::Remove,
@@ -105,23 +107,52 @@ struct Doc<'t> {
 }
 
 impl Doc<'_> {
-    /// A single-line scalar rewritten in its own quoting where it can be.
-    fn replace(&self, node: &Node, value: &Value) -> Result<Edit, EditError> {
+    /// A single-line scalar rewritten in its own quoting where it can be, or (`null` as a
+    /// block mapping's value) turned into the block collection `value` is.
+    fn replace(
+        &self,
+        (node, holder): (&Node, Option<usize>),
+        value: &Value,
+    ) -> Result<Vec<Edit>, EditError> {
         let Kind::Scalar(style) = node.kind else {
             return Err(EditError::Unsupported("replacing a collection"));
         };
         let one_line = node.start < node.end && !self.text[node.start..node.end].contains('\n');
-        let block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
-        if !one_line || block || matches!(value, Value::Array(a) if !a.is_empty()) {
+        if !one_line || matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
             return Err(EditError::Unsupported("a scalar over several lines"));
         }
-        if matches!(value, Value::Object(m) if !m.is_empty()) {
-            return Err(EditError::Unsupported("replacing a scalar with a mapping"));
+        let lines = |key_column| match value {
+            Value::Array(items) if !items.is_empty() => {
+                Some(self.style.items_under(items, key_column))
+            }
+            Value::Object(map) if !map.is_empty() => {
+                Some(self.style.entries(map, key_column + self.style.step))
+            }
+            _ => None,
+        };
+        match holder.map(lines) {
+            Some(Some(lines)) => Ok(self.block_in_place_of(node, lines)),
+            None if lines(0).is_some() => Err(EditError::Unsupported(
+                "a collection in place of a scalar outside a block mapping",
+            )),
+            _ => Ok(vec![Edit {
+                at: node.start..node.end,
+                text: render::scalar(value, Some(style)),
+            }]),
         }
-        Ok(Edit {
-            at: node.start..node.end,
-            text: render::scalar(value, Some(style)),
-        })
+    }
+
+    /// A one-line node (`[]`, `{}`, `null`) after a key removed, and `lines` put after
+    /// that key's line.
+    fn block_in_place_of(&self, node: &Node, lines: String) -> Vec<Edit> {
+        let before = self.text[..node.start].trim_end_matches([' ', '\t']).len();
+        vec![
+            Edit {
+                at: before..node.end,
+                text: String::new(),
+            },
+            self.insert_lines(node.end, lines),
+        ]
     }
 
     fn add_entry(
@@ -202,16 +233,7 @@ impl Doc<'_> {
                 at: end..end,
                 text: format!(", {inner}"),
             },
-            (None, Some(key_column)) => {
-                let before = self.text[..node.start].trim_end_matches([' ', '\t']).len();
-                return Ok(vec![
-                    Edit {
-                        at: before..node.end,
-                        text: String::new(),
-                    },
-                    self.insert_lines(node.end, block(key_column)),
-                ]);
-            }
+            (None, Some(key_column)) => return Ok(self.block_in_place_of(node, block(key_column))),
             (None, None) if node.end > node.start => Edit {
                 at: node.end - 1..node.end - 1,
                 text: inner.to_owned(),

@@ -10,6 +10,8 @@ use json_patch::PatchOperation;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::manifest::Mutation;
+
 mod edit;
 mod render;
 mod tree;
@@ -67,6 +69,26 @@ pub fn edit_document(text: &str, ops: &[Op], expected: &Value) -> Result<String,
         Ok(Some(read)) if read == *expected => Ok(edited),
         _ => Err(EditError::Mismatch),
     }
+}
+
+/// `text` with the operations of `mutation` (which `mutate_document` applied to
+/// `expected`): those of a `List`'s items reach them through `items`.
+pub fn edit_mutated(
+    text: &str,
+    mutation: &Mutation,
+    expected: &Value,
+) -> Result<String, EditError> {
+    let mut ops = Vec::new();
+    for (item, patch) in &mutation.patches {
+        let prefix = match item {
+            Some(k) => vec!["items".to_owned(), k.to_string()],
+            None => Vec::new(),
+        };
+        for op in patch {
+            ops.push(Op::from_patch(&prefix, op)?);
+        }
+    }
+    edit_document(text, &ops, expected)
 }
 
 #[cfg(test)]

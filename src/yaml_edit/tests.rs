@@ -49,6 +49,12 @@ fn inserts_in_the_style_around_them() {
             "c:\n  env: # none yet\n    - name: A\n      value: b\n  image: x\n",
         ),
         (
+            "null becomes a block sequence",
+            "c:\n  env: null # none\n  image: x\n",
+            add("/c/env", ENV),
+            "c:\n  env: # none\n    - name: GOMAXPROCS\n      value: \"2\"\n  image: x\n",
+        ),
+        (
             "empty flow mapping becomes a block one",
             "metadata:\n    annotations: {}\n    name: p\n",
             add(
