@@ -113,3 +113,40 @@ fn comments_directives_and_crlf_survive() {
         )
     );
 }
+
+/// After a limits edit, the values deployguard wrote change on their own lines only.
+#[test]
+fn values_written_before_are_updated_in_place() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/compliant-deployment.yaml");
+    let (once, _) = mutate(&[&example.display().to_string()]);
+    let edited = once.replacen("memory: 512Mi}", "memory: 2Gi}", 1);
+    assert_ne!(edited, once);
+    let dir = std::env::temp_dir().join(format!("deployguard-again-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("edited.yaml");
+    std::fs::write(&file, &edited).unwrap();
+    let (twice, stderr) = mutate(&[&file.display().to_string()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(stderr, "");
+    let diff = TextDiff::from_lines(&edited, &twice);
+    let changed: Vec<(ChangeTag, &str)> = diff
+        .iter_all_changes()
+        .filter(|c| c.tag() != ChangeTag::Equal)
+        .map(|c| (c.tag(), c.value().trim()))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            (
+                ChangeTag::Delete,
+                "deployguard.io/injected: \"checkout: GOMAXPROCS=2 GOMEMLIMIT=460MiB\""
+            ),
+            (
+                ChangeTag::Insert,
+                "deployguard.io/injected: \"checkout: GOMAXPROCS=2 GOMEMLIMIT=1843MiB\""
+            ),
+            (ChangeTag::Delete, "value: \"460MiB\""),
+            (ChangeTag::Insert, "value: \"1843MiB\""),
+        ]
+    );
+}
