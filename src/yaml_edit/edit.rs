@@ -30,11 +30,10 @@ pub fn apply(text: &str, op: &Op) -> Result<String, EditError> {
     let missing = || EditError::Missing(format!("/{}", op.path.join("/")));
     let edits = match (&op.kind, &parent.kind) {
         (OpKind::Add(value), Kind::Mapping { flow, entries }) => {
-            match entries.iter().find(|e| e.key == *last) {
-                Some(_) => {
-                    doc.replace(resolve(text, parent, std::slice::from_ref(last))?, value)?
-                }
-                None => doc.add_entry(parent, *flow, entries, holder, last, value)?,
+            if entries.iter().any(|e| e.key == *last) {
+                doc.replace(resolve(text, parent, std::slice::from_ref(last))?, value)?
+            } else {
+                doc.add_entry(parent, *flow, entries, holder, last, value)?
             }
         }
         (OpKind::Add(value), Kind::Sequence { flow, items }) => {
@@ -88,17 +87,13 @@ fn resolve<'n>(
                     .ok_or_else(missing)?;
                 Ok((&entry.value, (!flow).then(|| column(text, entry.key_start))))
             }
-            _ => Ok((child(node, token).ok_or_else(missing)?, None)),
+            Kind::Sequence { items, .. } => {
+                let item = token.parse::<usize>().ok().and_then(|i| items.get(i));
+                Ok((item.ok_or_else(missing)?, None))
+            }
+            Kind::Scalar(_) => Err(missing()),
         }
     })
-}
-
-fn child<'n>(node: &'n Node, token: &str) -> Option<&'n Node> {
-    match &node.kind {
-        Kind::Mapping { entries, .. } => entries.iter().find(|e| e.key == token).map(|e| &e.value),
-        Kind::Sequence { items, .. } => items.get(token.parse::<usize>().ok()?),
-        Kind::Scalar(_) => None,
-    }
 }
 
 struct Doc<'t> {

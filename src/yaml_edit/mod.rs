@@ -3,8 +3,10 @@
 //!
 //! Each operation is located in the text by the parser's spans and written in the style of
 //! its surroundings; the result is read back and must equal the patched value, or the edit
-//! is refused (the caller then re-serialises). No maintained crate did this for us: see
-//! `mutate` in the README for the contract.
+//! is refused (the caller then re-serialises). The lossless YAML editors on crates.io
+//! (yaml-edit, yaml-rt, noyalib) are young 0.x releases that bring a second parser; the
+//! spans of the one serde-saphyr already builds (granit-parser) are enough for the few
+//! operations `patch` makes. The README's `mutate` entry states the contract.
 
 use json_patch::PatchOperation;
 use serde_json::Value;
