@@ -337,8 +337,8 @@ proptest! {
         prop_assume!(value == object, "the commented text reads differently: {}", text);
         let mutation = mutate_document(&policy, &mut value);
         prop_assume!(mutation.ops > 0);
-        // Removing a mapping's last entry (a stale annotation) is refused: the CLI then
-        // re-serialises. Whatever only adds must be edited in place.
+        // Emptying a collection whose key line has a comment (every line here has one) is
+        // refused: the CLI then re-serialises. Whatever only adds must be edited in place.
         let removes = mutation.patches.iter().flat_map(|(_, ops)| ops).any(|op| matches!(op, json_patch::PatchOperation::Remove(_)));
         let edited = match edit_mutated(&text, &mutation, &value) {
             Ok(edited) => edited,

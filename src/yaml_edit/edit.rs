@@ -26,12 +26,13 @@ pub fn apply(text: &str, op: &Op) -> Result<String, EditError> {
         .path
         .split_last()
         .ok_or(EditError::Unsupported("an operation on the whole document"))?;
-    let (parent, holder) = resolve(text, &root, parent_path)?;
+    let (parent, holder_key) = resolve(&root, parent_path)?;
+    let holder = holder_key.map(|at| column(text, at));
     let missing = || EditError::Missing(format!("/{}", op.path.join("/")));
     let edits = match (&op.kind, &parent.kind) {
         (OpKind::Add(value), Kind::Mapping { flow, entries }) => {
             if entries.iter().any(|e| e.key == *last) {
-                doc.replace(resolve(text, parent, std::slice::from_ref(last))?, value)?
+                doc.replace(resolve(parent, std::slice::from_ref(last))?, value)?
             } else {
                 doc.add_entry(parent, *flow, entries, holder, last, value)?
             }
@@ -43,7 +44,7 @@ pub fn apply(text: &str, op: &Op) -> Result<String, EditError> {
             doc.append_item(parent, *flow, items, holder, value)?
         }
         (OpKind::Replace(value), _) => {
-            doc.replace(resolve(text, parent, std::slice::from_ref(last))?, value)?
+            doc.replace(resolve(parent, std::slice::from_ref(last))?, value)?
         }
         (
             OpKind::Remove,
@@ -56,12 +57,14 @@ pub fn apply(text: &str, op: &Op) -> Result<String, EditError> {
                 .iter()
                 .find(|e| e.key == *last)
                 .ok_or_else(missing)?;
-            vec![doc.remove_lines(entry.key_start, entry.value.end)?]
+            let lines = doc.remove_lines(entry.key_start, entry.value.end)?;
+            doc.emptied(lines, entries.len(), holder_key, "{}")?
         }
         (OpKind::Remove, Kind::Sequence { flow: false, items }) => {
             let item = last.parse::<usize>().ok().and_then(|i| items.get(i));
             let item = item.ok_or_else(missing)?;
-            vec![doc.remove_lines(doc.dash(item)?, item.end)?]
+            let lines = doc.remove_lines(doc.dash(item)?, item.end)?;
+            doc.emptied(lines, items.len(), holder_key, "[]")?
         }
         (OpKind::Remove, Kind::Mapping { .. } | Kind::Sequence { .. }) => {
             return Err(EditError::Unsupported("removing from a flow collection"));
@@ -71,12 +74,8 @@ pub fn apply(text: &str, op: &Op) -> Result<String, EditError> {
     Ok(splice(text, edits))
 }
 
-/// The node at `path`, and the column of the block mapping key it is the value of.
-fn resolve<'n>(
-    text: &str,
-    root: &'n Node,
-    path: &[String],
-) -> Result<(&'n Node, Option<usize>), EditError> {
+/// The node at `path`, and where the block mapping key it is the value of starts.
+fn resolve<'n>(root: &'n Node, path: &[String]) -> Result<(&'n Node, Option<usize>), EditError> {
     path.iter().try_fold((root, None), |(node, _), token| {
         let missing = || EditError::Missing(token.clone());
         match &node.kind {
@@ -85,7 +84,7 @@ fn resolve<'n>(
                     .iter()
                     .find(|e| e.key == *token)
                     .ok_or_else(missing)?;
-                Ok((&entry.value, (!flow).then(|| column(text, entry.key_start))))
+                Ok((&entry.value, (!flow).then_some(entry.key_start)))
             }
             Kind::Sequence { items, .. } => {
                 let item = token.parse::<usize>().ok().and_then(|i| items.get(i));
@@ -106,9 +105,10 @@ impl Doc<'_> {
     /// block mapping's value) turned into the block collection `value` is.
     fn replace(
         &self,
-        (node, holder): (&Node, Option<usize>),
+        (node, holder_key): (&Node, Option<usize>),
         value: &Value,
     ) -> Result<Vec<Edit>, EditError> {
+        let holder = holder_key.map(|at| column(self.text, at));
         let Kind::Scalar(style) = node.kind else {
             return Err(EditError::Unsupported("replacing a collection"));
         };
@@ -255,6 +255,36 @@ impl Doc<'_> {
             at: line..line_end(self.text, end),
             text: String::new(),
         })
+    }
+
+    /// `removal`, and when it takes the last of `children` of a block mapping's value,
+    /// `empty` written after that mapping's key, since a key with nothing after it is null.
+    fn emptied(
+        &self,
+        removal: Edit,
+        children: usize,
+        holder_key: Option<usize>,
+        empty: &str,
+    ) -> Result<Vec<Edit>, EditError> {
+        if children > 1 {
+            return Ok(vec![removal]);
+        }
+        let key = holder_key.ok_or(EditError::Unsupported("emptying a top-level collection"))?;
+        let line = &self.text[key..];
+        let end = key + line.find(['\r', '\n']).unwrap_or(line.len());
+        if self.text[key..end].contains('#') {
+            return Err(EditError::Unsupported(
+                "emptying a collection whose key has a comment",
+            ));
+        }
+        let at = key + self.text[key..end].trim_end().len();
+        Ok(vec![
+            removal,
+            Edit {
+                at: at..at,
+                text: format!(" {empty}"),
+            },
+        ])
     }
 
     /// The `-` of a block sequence item (the item's span starts at its content).

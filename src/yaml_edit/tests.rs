@@ -121,10 +121,18 @@ fn replaces_and_removes_in_place() {
         edited(input, patch).unwrap(),
         "env:\n- name: GOMEMLIMIT\n  value: \"900MiB\"\n"
     );
-    let annotated = "metadata:\n  annotations:\n    a: b\n    deployguard.io/injected: x\n";
-    let patch = json!([{"op": "remove", "path": "/metadata/annotations/deployguard.io~1injected"}]);
+    let patch = json!([{"op": "remove", "path": "/env/1"}, {"op": "remove", "path": "/env/0"}]);
+    assert_eq!(edited(input, patch).unwrap(), "env: []\n");
+    let record =
+        json!([{"op": "remove", "path": "/metadata/annotations/deployguard.io~1injected"}]);
+    let only = "metadata:\n  annotations:\n    deployguard.io/injected: x\n  name: p\n";
     assert_eq!(
-        edited(annotated, patch).unwrap(),
+        edited(only, record.clone()).unwrap(),
+        "metadata:\n  annotations: {}\n  name: p\n"
+    );
+    let annotated = "metadata:\n  annotations:\n    a: b\n    deployguard.io/injected: x\n";
+    assert_eq!(
+        edited(annotated, record).unwrap(),
         "metadata:\n  annotations:\n    a: b\n"
     );
 }
@@ -137,9 +145,9 @@ fn what_cannot_be_edited_safely_is_refused() {
             "a: |\n  text\n",
             json!([{"op": "replace", "path": "/a", "value": "x"}]),
         ),
-        // The only entry removed would leave `annotations:` null instead of `{}`.
+        // `m: {}` would make the comment swallow the brackets.
         (
-            "m:\n  only: x\n",
+            "m: # c\n  only: x\n",
             json!([{"op": "remove", "path": "/m/only"}]),
         ),
         ("e:\n- a\n- b\n", add("/e/0", "\"z\"")),
