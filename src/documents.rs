@@ -23,6 +23,9 @@ pub struct Document<'a> {
     pub value: Option<Value>,
     /// The document's own text, for printing it back unchanged.
     pub text: &'a str,
+    /// Byte offset of `text` in the file, so what lies between documents (separators,
+    /// comments of no document) can be printed back too.
+    pub offset: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -53,6 +56,7 @@ pub fn parse_documents(text: &str, json: bool) -> Vec<Result<Document<'_>, Docum
                     line,
                     value,
                     text: chunk.text,
+                    offset: chunk.start,
                 })
                 .map_err(|(message, error_line)| DocumentError {
                     index,
@@ -82,6 +86,7 @@ fn parse_json_stream(text: &str) -> Vec<Result<Document<'_>, DocumentError>> {
                 line: own_line,
                 value: Some(value),
                 text: own,
+                offset: start + leading,
             })),
             Err(error) => {
                 // A JSON stream cannot be resynchronised after a syntax error.
@@ -133,6 +138,7 @@ fn parse_yaml_document(
 
 struct Chunk<'a> {
     text: &'a str,
+    start: usize,
     /// 0-based line of the file where `text` starts.
     first_line: usize,
 }
@@ -170,6 +176,7 @@ fn split_yaml(text: &str) -> Vec<Chunk<'_>> {
                 if explicit || has_content(body) {
                     chunks.push(Chunk {
                         text: body,
+                        start,
                         first_line,
                     });
                 } else if mark == "---" && has_directive(body) {
@@ -190,6 +197,7 @@ fn split_yaml(text: &str) -> Vec<Chunk<'_>> {
         if explicit || has_content(body) {
             chunks.push(Chunk {
                 text: body,
+                start,
                 first_line,
             });
         }
@@ -254,6 +262,8 @@ mod tests {
         let text = "# head\n---\na: 1\n---\n\n# c\nb: [unclosed\n---\nc: 3\n";
         let docs = parse_documents(text, false);
         assert_eq!(docs[0].as_ref().unwrap().line, 2, "the `---` line");
+        let first = docs[0].as_ref().unwrap();
+        assert_eq!(&text[first.offset..][..first.text.len()], first.text);
         let error = docs[1].as_ref().unwrap_err();
         assert_eq!(error.line, 7, "where the bracket opens: {error:?}");
         assert_eq!(docs[2].as_ref().unwrap().line, 8);

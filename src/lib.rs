@@ -28,4 +28,5 @@ pub mod server;
 pub mod strict;
 pub mod text;
 pub mod workload;
+pub mod yaml_edit;
 mod yaml_error;

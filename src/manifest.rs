@@ -188,6 +188,9 @@ fn skips(policy: &Policy, subject: &Subject<'_>, judgement: &Judgement) -> Vec<S
 pub struct Mutation {
     /// Patch operations applied.
     pub ops: usize,
+    /// The operations applied, per object: the `List` item (`None` for the document
+    /// itself) and its operations, relative to that object.
+    pub patches: Vec<(Option<usize>, Vec<json_patch::PatchOperation>)>,
     /// Objects left unchanged because they could not be read.
     pub errors: Vec<ManifestError>,
 }
@@ -218,7 +221,10 @@ pub fn mutate_document_in(policy: &Policy, scope: Scope<'_>, document: &mut Valu
         };
         let Some(target) = target else { continue };
         match json_patch::patch(target, &ops) {
-            Ok(()) => mutation.ops += ops.len(),
+            Ok(()) => {
+                mutation.ops += ops.len();
+                mutation.patches.push((item, ops));
+            }
             Err(e) => mutation.errors.push(ManifestError::Unreadable {
                 item,
                 message: format!("patch did not apply: {e}"),
@@ -350,12 +356,17 @@ mod tests {
             {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {"jobTemplate": {"spec":
                 {"template": {"spec": {"containers": [{"name": "app", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}}}}},
         ]});
+        let mutation = mutate_document(&Policy::default(), &mut list);
+        assert_eq!((mutation.ops, mutation.errors), (2, vec![]));
+        let items: Vec<_> = mutation
+            .patches
+            .iter()
+            .map(|(item, ops)| (*item, ops.len()))
+            .collect();
         assert_eq!(
-            mutate_document(&Policy::default(), &mut list),
-            Mutation {
-                ops: 2,
-                errors: vec![]
-            }
+            items,
+            [(Some(0), 2)],
+            "operations are kept relative to their item"
         );
         let env = &list["items"][0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
             [0]["env"];

@@ -2,7 +2,8 @@
 //! the patch applies to the object it was computed from, a second review adds nothing,
 //! injected GOMEMLIMIT parses under Go's grammar within 1 MiB below floor(0.9 × limit),
 //! any sequence of limit changes between mutations ends in the env a fresh mutation of
-//! the final object gives, and no input shape makes the engine panic.
+//! the final object gives, no input shape makes the engine panic, and the YAML text
+//! `mutate` edits in place keeps every line of its input and mutates once.
 
 use base64::Engine as _;
 use deployguard::admission::{Cluster, Endpoint, review};
@@ -10,6 +11,7 @@ use deployguard::manifest::{judge_document, mutate_document};
 use deployguard::policy::gomemlimit::{GoMemLimit, parse_go_memlimit};
 use deployguard::policy::quantity::Quantity;
 use deployguard::policy::{INJECTED_ANNOTATION, InjectedRecord, Policy};
+use deployguard::yaml_edit::edit_mutated;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -318,6 +320,46 @@ proptest! {
         prop_assert_eq!(injected_annotation(&current), injected_annotation(&fresh));
         // The user's entries are those the object came with (none were ours at first).
         prop_assert_eq!(env_by_name(&strip_owned(&current)), user_env, "the user's env changed");
+    }
+
+    #[test]
+    fn yaml_edited_in_place_keeps_its_lines_and_mutates_once(
+        object in workload(),
+        crlf in any::<bool>(),
+    ) {
+        let policy = Policy::default();
+        let yaml = serde_saphyr::to_string(&object).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        // A comment on every line of the document.
+        let lines: Vec<String> = yaml.lines().map(|line| format!("{line} # c")).collect();
+        let newline = if crlf { "\r\n" } else { "\n" };
+        let text = format!("# header{newline}{}{newline}", lines.join(newline));
+        let mut value: Value = serde_saphyr::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assume!(value == object, "the commented text reads differently: {}", text);
+        let mutation = mutate_document(&policy, &mut value);
+        prop_assume!(mutation.ops > 0);
+        // Emptying a collection whose key line has a comment (every line here has one) is
+        // refused: the CLI then re-serialises. Whatever only adds must be edited in place.
+        let removes = mutation.patches.iter().flat_map(|(_, ops)| ops).any(|op| matches!(op, json_patch::PatchOperation::Remove(_)));
+        let edited = match edit_mutated(&text, &mutation, &value) {
+            Ok(edited) => edited,
+            Err(_) if removes => return Ok(()),
+            Err(e) => return Err(TestCaseError::fail(format!("{e}: {text}"))),
+        };
+        // Every input line is in the output, in order, unless it holds a flow collection
+        // or a null it fills, or a value deployguard wrote before (the record, an env value).
+        let kept = |line: &&str| {
+            !line.contains(['{', '}', '[', ']'])
+                && !line.contains(": null")
+                && !line.contains(INJECTED_ANNOTATION)
+                && !line.trim_start().starts_with("value:")
+        };
+        let mut output = edited.split_inclusive('\n');
+        for line in text.split_inclusive('\n').filter(kept) {
+            prop_assert!(output.any(|out| out == line), "{line:?} lost from {edited}");
+        }
+        let mut again: Value = serde_saphyr::from_str(&edited).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&again, &value);
+        prop_assert_eq!(mutate_document(&policy, &mut again).ops, 0);
     }
 
     #[test]

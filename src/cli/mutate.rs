@@ -2,11 +2,11 @@
 //! pod spec (Pods and templates alike), ready to commit.
 
 use std::path::PathBuf;
+
+mod stream;
 use std::process::ExitCode;
 
-use anyhow::anyhow;
 use clap::{Args, ValueEnum};
-use serde_json::Value;
 
 use super::exclude::Excludes;
 use super::inputs::expand;
@@ -17,6 +17,8 @@ use crate::manifest::{
     DEFAULT_NAMESPACE, ManifestError, Scope, collect_limit_ranges, mutate_document_in,
 };
 use crate::policy::LimitRanges;
+use crate::yaml_edit::edit_mutated;
+use stream::{YamlStream, replacement};
 
 #[derive(Debug, Args)]
 pub struct MutateArgs {
@@ -60,10 +62,10 @@ pub fn run(args: MutateArgs) -> CliResult {
         .collect();
     let parsed: Vec<_> = texts
         .iter()
-        .map(|(input, text)| (*input, input.documents(text)))
+        .map(|(input, text)| (*input, text.as_str(), input.documents(text)))
         .collect();
     let mut limit_ranges = LimitRanges::default();
-    for (input, documents) in &parsed {
+    for (input, _, documents) in &parsed {
         for document in documents.iter().flatten() {
             let Some(value) = &document.value else {
                 continue;
@@ -79,16 +81,19 @@ pub fn run(args: MutateArgs) -> CliResult {
             }
         }
     }
+    let mut stream = YamlStream::default();
     let scope = Scope {
         limit_ranges: &limit_ranges,
         default_namespace: &args.namespace,
         context: args.request.context(),
     };
-    for (input, documents) in parsed {
+    for (input, text, documents) in parsed {
+        // Where this file's changed documents stand, and their new text.
+        let mut replaced = Vec::new();
         for document in documents {
-            let (mut value, original, index) = match document {
+            let (mut value, original, offset, index) = match document {
                 Ok(doc) => match doc.value {
-                    Some(value) => (value, doc.text, doc.index),
+                    Some(value) => (value, doc.text, doc.offset, doc.index),
                     None => continue,
                 },
                 Err(error) => {
@@ -102,18 +107,31 @@ pub fn run(args: MutateArgs) -> CliResult {
                 eprintln!("deployguard: {}: document {}: {error}", input.name, index);
                 errors += 1;
             }
-            let changed = mutation.ops > 0;
             match args.output {
                 MutateOutput::Json => json_documents.push(value),
-                // Unchanged YAML is printed as written, comments and all (not a document
-                // that carries directives: they may only open a stream).
-                MutateOutput::Yaml
-                    if !changed && !input.is_json() && !original.starts_with('%') =>
-                {
-                    print_yaml_text(original)
+                // JSON input is re-serialised; YAML keeps its text, edited in place.
+                MutateOutput::Yaml if input.is_json() => {
+                    stream.value(&value).map_err(input_error)?
                 }
-                MutateOutput::Yaml => print_yaml_value(&value).map_err(input_error)?,
+                MutateOutput::Yaml if mutation.ops == 0 => {}
+                MutateOutput::Yaml => {
+                    let new = match edit_mutated(original, &mutation, &value) {
+                        Ok(new) => new,
+                        Err(error) => {
+                            eprintln!(
+                                "deployguard: {}: document {index}: rewritten without its \
+                                 comments and layout ({error})",
+                                input.name
+                            );
+                            replacement(text, offset, &value).map_err(input_error)?
+                        }
+                    };
+                    replaced.push((offset..offset + original.len(), new));
+                }
             }
+        }
+        if args.output == MutateOutput::Yaml && !input.is_json() {
+            stream.file(text, replaced);
         }
     }
     if args.output == MutateOutput::Json {
@@ -124,19 +142,4 @@ pub fn run(args: MutateArgs) -> CliResult {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn print_yaml_text(text: &str) {
-    let text = text.trim_start_matches(['\n', '\r']);
-    println!("---");
-    print!("{text}");
-    if !text.ends_with('\n') {
-        println!();
-    }
-}
-
-fn print_yaml_value(value: &Value) -> anyhow::Result<()> {
-    let yaml = serde_saphyr::to_string(value).map_err(|e| anyhow!("cannot write YAML: {e}"))?;
-    print_yaml_text(&yaml);
-    Ok(())
 }
