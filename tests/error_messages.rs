@@ -314,9 +314,10 @@ fn server_start_errors_are_said_once() {
             "aliases",
         ),
         (
+            // Checked as the command line is read: a usage error, like a bad address.
             "zero connections",
             serve(&["--max-connections", "0"]),
-            1,
+            2,
             "--max-connections",
         ),
         (
