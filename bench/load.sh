@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Load test: deployguard against a fixed-response nginx over the same TLS setup, measured
 # in one run on this machine. Each server is pinned to core 0, the load generator to core 1.
+# Two nginx targets: one that reads (and discards) the request body like a real server, the
+# bar deployguard is held to, and one that answers with `return 200` before reading it.
+# Last, a second deployguard with the LimitRange watch on (against bench/fake_kube_api.py)
+# gives the watch's own memory cost.
 #
 # usage: bench/load.sh [--no-write]     (root on Debian: installs wrk, h2load and nginx)
 # Prints a table; appends the figures to BENCHMARKS.md unless --no-write.
@@ -16,12 +20,18 @@ DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-2}"
 CONNECTIONS=32
 FIXED_RATE=2000
-DG_PORT=18443; DG_METRICS=19090; NGINX_PORT=28443
+DG_PORT=18443; DG_METRICS=19090; NGINX_PORT=28443; RETURN_PORT=28444
+WATCH_PORT=18444; WATCH_METRICS=19091; KUBE_PORT=18080; LIMIT_RANGES=50
 rm -rf "$OUT"; mkdir -p "$OUT"
 START=$SECONDS
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
+for port in "$DG_PORT" "$DG_METRICS" "$NGINX_PORT" "$RETURN_PORT" "$WATCH_PORT" "$WATCH_METRICS" "$KUBE_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "load: port $port is in use (a server left from an earlier run? pkill -f 'deployguard serve')"; exit 1
+  fi
+done
 
 need() { command -v "$1" >/dev/null 2>&1; }
 APT_PID=""
@@ -58,7 +68,7 @@ echo "== start deployguard (core 0)"
 READY=$(python3 "$ROOT/bench/start_to_ready.py" --ca "$OUT/ca.crt" --port "$DG_PORT" \
   --log "$OUT/deployguard.log" -- taskset -c 0 "$BIN" serve --listen "127.0.0.1:$DG_PORT" \
   --metrics-listen "127.0.0.1:$DG_METRICS" --tls-cert "$OUT/tls.crt" --tls-key "$OUT/tls.key" \
-  --log-format json) || { cat "$OUT/deployguard.log"; exit 1; }
+  --drain-delay 0 --log-format json) || { cat "$OUT/deployguard.log"; exit 1; }
 read -r DG_PID READY_MS <<< "$READY"
 PIDS+=("$DG_PID")
 sleep 1
@@ -66,14 +76,18 @@ RSS_IDLE_KB=$(awk '/^VmRSS/ {print $2}' "/proc/$DG_PID/status")
 
 echo "== start nginx with a fixed response (core 0)"
 mkdir -p "$OUT/nginx"
-python3 - "$OUT" "$NGINX_PORT" <<'PY'
+python3 - "$OUT" "$NGINX_PORT" "$RETURN_PORT" <<'PY'
 import sys
-out, port = sys.argv[1], sys.argv[2]
+out, port, return_port = sys.argv[1], sys.argv[2], sys.argv[3]
 import os
 os.makedirs(f"{out}/nginx/www", exist_ok=True)
+answers = {}
 for name, path in (("pod", "mutate"), ("deploy", "validate")):
     text = open(f"{out}/{name}.response.json").read().rstrip("\n")
     open(f"{out}/nginx/www/{path}", "w").write(text)
+    # An nginx single-quoted string: backslash and quote escaped; `$` would be a variable.
+    assert "$" not in text, "a $ in the answer cannot be written into nginx's return"
+    answers[path] = text.replace("\\", "\\\\").replace("'", "\\'")
 open(f"{out}/nginx/nginx.conf", "w").write(f"""worker_processes 1;
 pid {out}/nginx/nginx.pid;
 error_log {out}/nginx/error.log warn;
@@ -101,6 +115,18 @@ http {{
     location = /mutate {{ }}
     location = /validate {{ }}
   }}
+  server {{
+    # Answers before reading the body: the most nginx can do, reported without a target.
+    listen 127.0.0.1:{return_port} ssl http2;
+    ssl_certificate {out}/tls.crt;
+    ssl_certificate_key {out}/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    keepalive_requests 1000000;
+    http2_body_preread_size 0;
+    default_type application/json;
+    location = /mutate {{ return 200 '{answers["mutate"]}'; }}
+    location = /validate {{ return 200 '{answers["validate"]}'; }}
+  }}
 }}
 """)
 PY
@@ -110,10 +136,12 @@ until curl -sf --http1.1 --max-time 2 --cacert "$OUT/ca.crt" -X POST --data-bina
   kill -0 "$NGINX_PID" 2>/dev/null || { echo "nginx did not start"; exit 1; }
   sleep 0.05
 done
-for pair in "pod:/mutate" "deploy:/validate"; do
-  name="${pair%%:*}"; path="${pair#*:}"
-  cmp <(curl -s --http1.1 --max-time 2 --cacert "$OUT/ca.crt" -X POST --data-binary @"$OUT/$name.json" "https://127.0.0.1:$NGINX_PORT$path"; echo) \
-    "$OUT/$name.response.json" || { echo "nginx's fixed $path response differs from deployguard's"; exit 1; }
+for port in "$NGINX_PORT" "$RETURN_PORT"; do
+  for pair in "pod:/mutate" "deploy:/validate"; do
+    name="${pair%%:*}"; path="${pair#*:}"
+    cmp <(curl -s --http1.1 --max-time 2 --cacert "$OUT/ca.crt" -X POST --data-binary @"$OUT/$name.json" "https://127.0.0.1:$port$path"; echo) \
+      "$OUT/$name.response.json" || { echo "nginx's fixed $path response on port $port differs from deployguard's"; exit 1; }
+  done
 done
 
 cat > "$OUT/post.lua" <<'LUA'
@@ -148,7 +176,9 @@ PY
 # warm-up's rate (or REQUESTS, for the fixed-rate runs) times DURATION.
 h2_run() {
   local name="$1" url="$2" body="$3"; shift 3
-  local h2=(taskset -c 1 h2load -c"$CONNECTIONS" -m1 -d "$body" -H 'content-type: application/json')
+  # -N: a stream that stalls (nginx's `return 200` over HTTP/2 can) fails its connection
+  # after 5 s instead of hanging the run; it is counted in the errors column.
+  local h2=(taskset -c 1 h2load -c"$CONNECTIONS" -m1 -N 5s -d "$body" -H 'content-type: application/json')
   local count="${REQUESTS:-}"
   if [ -z "$count" ]; then
     local rate
@@ -178,6 +208,7 @@ measure() {  # measure KEY TOOL PATH BODY [EXTRA...]
   local file="${key//[ \/]/_}"
   R["$key/dg"]="$("${tool}_run" "$file-dg" "https://127.0.0.1:$DG_PORT$path" "$body" "$@")"
   R["$key/nginx"]="$("${tool}_run" "$file-nginx" "https://127.0.0.1:$NGINX_PORT$path" "$body" "$@")"
+  R["$key/return"]="$("${tool}_run" "$file-return" "https://127.0.0.1:$RETURN_PORT$path" "$body" "$@")"
 }
 
 echo "== closed loop, $CONNECTIONS connections, ${DURATION}s after ${WARMUP}s warm-up"
@@ -201,25 +232,51 @@ fixed "fixed h2 deploy /validate" /validate "$OUT/deploy.json"
 CONNECTIONS=$CONNECTIONS_SAVED
 RSS_AFTER_KB=$(awk '/^VmRSS/ {print $2}' "/proc/$DG_PID/status")
 
+echo "== the LimitRange watch's memory: a second deployguard watching $LIMIT_RANGES LimitRanges"
+python3 "$ROOT/bench/fake_kube_api.py" "$KUBE_PORT" "$LIMIT_RANGES" &
+KUBE_PID=$!; PIDS+=("$KUBE_PID")
+until curl -sf --max-time 1 "http://127.0.0.1:$KUBE_PORT/api/v1/limitranges" >/dev/null; do
+  kill -0 "$KUBE_PID" 2>/dev/null || { echo "fake_kube_api.py did not start"; exit 1; }
+  sleep 0.05
+done
+# /readyz answers 200 only once the LimitRange list has been read.
+READY=$(python3 "$ROOT/bench/start_to_ready.py" --ca "$OUT/ca.crt" --port "$WATCH_PORT" \
+  --log "$OUT/deployguard-watch.log" -- taskset -c 0 "$BIN" serve --listen "127.0.0.1:$WATCH_PORT" \
+  --metrics-listen "127.0.0.1:$WATCH_METRICS" --tls-cert "$OUT/tls.crt" --tls-key "$OUT/tls.key" \
+  --limit-ranges watch --kube-api-url "http://127.0.0.1:$KUBE_PORT" \
+  --drain-delay 0 --log-format json) || { cat "$OUT/deployguard-watch.log"; exit 1; }
+read -r WATCH_PID _ <<< "$READY"
+PIDS+=("$WATCH_PID")
+curl -s "http://127.0.0.1:$WATCH_METRICS/metrics" | grep -q '^deployguard_limit_ranges_synced 1' ||
+  { echo "the watching server is ready but not synced"; exit 1; }
+sleep 1
+WATCH_IDLE_KB=$(awk '/^VmRSS/ {print $2}' "/proc/$WATCH_PID/status")
+R["watch h1 pod /mutate/dg"]="$(wrk_run watch-h1-pod "https://127.0.0.1:$WATCH_PORT/mutate" "$OUT/pod.json")"
+WATCH_PEAK_KB=$(awk '/^VmHWM/ {print $2}' "/proc/$WATCH_PID/status")
+
 COMMIT="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo '+dirty')"
 DATE="$(date -u +%Y-%m-%d)"
 MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 TABLE="$OUT/table.md"
 {
-  echo "| run | deployguard req/s | nginx req/s | ratio | dg p50 / p90 / p99 ms | nginx p99 ms | non-2xx |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| run | deployguard req/s | nginx req/s (reads body) | ratio | nginx \`return 200\` req/s | ratio | dg p50 / p90 / p99 ms | nginx p99 ms | non-2xx dg / nginx / return |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   for key in "h1 pod /mutate" "h1 deploy /validate" "h2 pod /mutate" "h2 deploy /validate"; do
     read -r drps d50 d90 d99 dbad <<< "${R[$key/dg]}"
     read -r nrps _ _ n99 nbad <<< "${R[$key/nginx]}"
+    read -r rrps _ _ _ rbad <<< "${R[$key/return]}"
     ratio=$(python3 -c "print(f'{$drps / $nrps:.2f}')")
-    echo "| $key | $drps | $nrps | **$ratio** | $d50 / $d90 / $d99 | $n99 | $dbad / $nbad |"
+    return_ratio=$(python3 -c "print(f'{$drps / $rrps:.2f}')")
+    echo "| $key | $drps | $nrps | **$ratio** | $rrps | $return_ratio | $d50 / $d90 / $d99 | $n99 | $dbad / $nbad / $rbad |"
   done
-  for key in "fixed h1 pod /mutate" "fixed h2 pod /mutate" "fixed h2 deploy /validate"; do
+  for key in "fixed h1 pod /mutate" "fixed h2 pod /mutate" "fixed h2 deploy /validate" "watch h1 pod /mutate"; do
     read -r drps d50 d90 d99 dbad <<< "${R[$key/dg]}"
-    echo "| $key @ $FIXED_RATE/s | $drps | – | – | $d50 / $d90 / $d99 | – | $dbad |"
+    label="$key @ $FIXED_RATE/s"; [ "${key#watch}" = "$key" ] || label="$key (LimitRange watch on)"
+    echo "| $label | $drps | – | – | – | – | $d50 / $d90 / $d99 | – | $dbad |"
   done
   echo
-  echo "deployguard: start to /readyz 200 in $READY_MS ms (polled in-process); RSS idle $((RSS_IDLE_KB / 1024)) MiB, peak $((RSS_PEAK_KB / 1024)) MiB, after the runs $((RSS_AFTER_KB / 1024)) MiB."
+  echo "deployguard: start to /readyz 200 in $READY_MS ms (polled in-process); RSS idle $((RSS_IDLE_KB / 1024)) MiB, peak $((RSS_PEAK_KB / 1024)) MiB, after the runs $((RSS_AFTER_KB / 1024)) MiB (LimitRange watch off)."
+  echo "With the LimitRange watch on ($LIMIT_RANGES LimitRanges): RSS idle $((WATCH_IDLE_KB / 1024)) MiB ($(python3 -c "print(f'{($WATCH_IDLE_KB - $RSS_IDLE_KB) / 1024:+.1f}')") MiB), peak $((WATCH_PEAK_KB / 1024)) MiB after one closed-loop HTTP/1.1 run."
 } > "$TABLE"
 cat "$TABLE"
 

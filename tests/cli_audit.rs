@@ -4,15 +4,15 @@
 //! resolution, LimitRanges, server-side apply of the reports, and the binary's exit codes
 //! through a kubeconfig.
 
-#[path = "common/fake_kube_lists.rs"]
-mod fake_kube_lists;
+#[allow(dead_code)]
+mod common;
 
 use std::collections::BTreeSet;
 
+use common::fake_kube_lists::FakeLists;
 use deployguard::cli::audit::{Options, Progress, Targets, apply_reports, audit};
 use deployguard::cli::{Format, Report, cluster_reports};
 use deployguard::policy::{Policy, RequestContext};
-use fake_kube_lists::FakeLists;
 use serde_json::{Value, json};
 
 fn meta(name: &str, namespace: &str, labels: Value, owner: Option<(&str, &str)>) -> Value {

@@ -1,13 +1,13 @@
 //! Every user-facing error we know, through the built binary: each says its cause once, in
 //! our words (no parser or TLS library internals), with one position.
 
-#[path = "common/server_harness.rs"]
-mod harness;
+#[allow(dead_code)]
+mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use harness::Pki;
+use common::pki::Pki;
 
 /// Texts that only make sense to someone reading a library's source.
 const INTERNAL: [&str; 8] = [

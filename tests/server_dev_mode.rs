@@ -1,16 +1,14 @@
 //! `deployguard serve` without a certificate, as someone trying it on a laptop runs it:
 //! logs, shutdown, and the development certificate's directory.
 
-#[path = "common/server_harness.rs"]
-mod harness;
-#[path = "common/process_harness.rs"]
-mod process;
+#[allow(dead_code)]
+mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use harness::*;
-use process::{Process, text_field};
+use common::process::{Process, text_field};
+use common::{pki::*, wait::*};
 
 /// A development server with its CA in `dir` and the `extra` flags; waits until ready.
 fn dev_server(dir: &Path, extra: &[&str]) -> (Process, String) {
@@ -59,15 +57,7 @@ fn listen_addr(ready: &str) -> SocketAddr {
 
 /// GET /healthz over TLS for the name `localhost`, trusting only `ca_pem`.
 async fn healthz(ca_pem: &str, addr: SocketAddr) -> Result<u16, reqwest::Error> {
-    install_provider();
-    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .no_proxy()
-        .timeout(PATIENCE)
-        .resolve("localhost", addr)
-        .build()
-        .unwrap();
+    let client = localhost_client(ca_pem, Http::One, addr);
     let url = format!("https://localhost:{}/healthz", addr.port());
     Ok(client.get(url).send().await?.status().as_u16())
 }

@@ -2,13 +2,15 @@
 //! mid-request, a 100 MB body and JSON nested 10,000 deep, slow clients, and TLS 1.0/1.1 or
 //! weak cipher suites; all while other clients keep being answered, every one of them.
 
-#[path = "common/server_harness.rs"]
-mod harness;
+#[allow(dead_code)]
+mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use harness::*;
+use common::{
+    cli::*, clients::*, corpus::*, load::*, pki::*, raw_http::*, server::*, volume::*, wait::*,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,16 +1,14 @@
 //! SIGTERM to the built binary under load: nothing that reached the server before its
 //! listener closed fails, /readyz turns 503 first, and it exits 0 within the grace period.
 
-#[path = "common/server_harness.rs"]
-mod harness;
-#[path = "common/process_harness.rs"]
-mod process;
+#[allow(dead_code)]
+mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use harness::*;
-use process::serve_ready;
+use common::process::serve_ready;
+use common::{cli::*, clients::*, load::*, openmetrics::*, pki::*, raw_http::*, wait::*};
 
 const DRAIN_DELAY: Duration = Duration::from_secs(2);
 const GRACE: Duration = Duration::from_secs(5);

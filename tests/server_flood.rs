@@ -2,10 +2,10 @@
 //! never start TLS) takes every connection slot; clients that come after are still served,
 //! because the listener asks idle connections to make room.
 
-#[path = "common/server_harness.rs"]
-mod harness;
+#[allow(dead_code)]
+mod common;
 
-use harness::*;
+use common::{clients::*, pki::*, raw_http::*, server::*, wait::*};
 use tokio::net::TcpStream;
 
 const SLOTS: usize = 256;

@@ -3,16 +3,13 @@
 //! initial list, ADDED/MODIFIED/DELETED, BOOKMARK, 410 Gone, dropped streams, readiness
 //! and its timeout, and the live read before a denial.
 
-#[path = "common/server_harness.rs"]
-mod harness;
-
-#[path = "common/fake_kube_api.rs"]
-mod fake_kube_api;
+#[allow(dead_code)]
+mod common;
 
 use std::time::{Duration, Instant};
 
-use fake_kube_api::{Answer, FakeApi, limit_range};
-use harness::*;
+use common::fake_kube_api::{Answer, FakeApi, limit_range};
+use common::{clients::*, load::*, pki::*, server::*, wait::*};
 use serde_json::{Value, json};
 
 /// Default limits well inside the maximum: a container without limits gets 500m / 256Mi.

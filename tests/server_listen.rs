@@ -1,15 +1,13 @@
 //! `--listen` and `--metrics-listen` as people write them: host names (every address
 //! bound, one port) and IPv6, over real TLS with the development certificate.
 
-#[path = "common/server_harness.rs"]
-mod harness;
-#[path = "common/process_harness.rs"]
-mod process;
+#[allow(dead_code)]
+mod common;
 
 use std::net::SocketAddr;
 
-use harness::*;
-use process::{Process, text_field};
+use common::process::{Process, text_field};
+use common::{openmetrics::*, pki::*, wait::*};
 
 /// `serve --listen LISTEN --metrics-listen METRICS` without a certificate, once ready: the
 /// process, the CA, and the TLS and metrics addresses the log names.
@@ -44,15 +42,7 @@ fn dev_server(
 
 /// GET /healthz at `addr` over TLS, the name `localhost` verified against `ca`.
 async fn healthz(ca: &str, addr: SocketAddr) -> u16 {
-    install_provider();
-    let ca = reqwest::Certificate::from_pem(ca.as_bytes()).unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .no_proxy()
-        .timeout(PATIENCE)
-        .resolve("localhost", addr)
-        .build()
-        .unwrap();
+    let client = localhost_client(ca, Http::One, addr);
     let url = format!("https://localhost:{}/healthz", addr.port());
     client.get(url).send().await.unwrap().status().as_u16()
 }

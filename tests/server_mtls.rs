@@ -1,9 +1,9 @@
 //! `--client-ca`: only clients with a certificate from that CA get through the handshake.
 
-#[path = "common/server_harness.rs"]
-mod harness;
+#[allow(dead_code)]
+mod common;
 
-use harness::*;
+use common::{cli::*, clients::*, corpus::*, pki::*, server::*};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_without_a_certificate_from_the_client_ca_are_refused_at_the_handshake() {

@@ -1,16 +1,14 @@
 //! `deployguard serve` as the built binary: SIGTERM with requests in flight, start-up
 //! errors, and the README's run-it-and-curl flow with the development certificate.
 
-#[path = "common/server_harness.rs"]
-mod harness;
-#[path = "common/process_harness.rs"]
-mod process;
+#[allow(dead_code)]
+mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use harness::*;
-use process::{Process, serve_ready};
+use common::process::{Process, serve_ready};
+use common::{cli::*, clients::*, corpus::*, openmetrics::*, pki::*, raw_http::*, wait::*};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_readyz_503_then_stops_listening_and_lets_in_flight_requests_finish() {
@@ -181,19 +179,7 @@ async fn without_a_certificate_it_serves_a_dev_certificate_that_the_written_ca_v
     let body = std::fs::read(repo_path("examples/admission-review.json")).unwrap();
     let expected = cli_review("mutate", None, &body);
     for http in BOTH {
-        install_provider();
-        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
-        let builder = reqwest::Client::builder()
-            .tls_certs_only([ca])
-            .no_proxy()
-            .timeout(PATIENCE)
-            .resolve("localhost", addr);
-        let client = match http {
-            Http::One => builder.http1_only(),
-            Http::Two => builder.http2_prior_knowledge(),
-        }
-        .build()
-        .unwrap();
+        let client = localhost_client(&ca_pem, http, addr);
         let url = format!("https://localhost:{}/mutate", addr.port());
         let (status, _, answer) = post(&client, http, &url, body.clone()).await;
         assert_eq!(status, 200);

@@ -2,13 +2,13 @@
 //! clients keep connecting, a broken certificate refused, and the policy file reloaded
 //! (a bad one refused, the old one kept).
 
-#[path = "common/server_harness.rs"]
-mod harness;
+#[allow(dead_code)]
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use harness::*;
+use common::{cli::*, clients::*, corpus::*, pki::*, server::*, volume::*, wait::*};
 
 /// One request on a brand-new connection: Ok(certificate presented) or the error.
 async fn fresh_request(ca_pem: &str, http: Http, url: &str) -> Result<Vec<u8>, String> {

@@ -11,7 +11,6 @@
 //! one lost to compaction), close the watch streams, expire them with 410, and make lists
 //! hang or the namespaced list fail. Plain HTTP, or HTTPS with a test certificate (for
 //! the kubeconfig path: CA, bearer token, kube-rs's rustls).
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,7 +27,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use crate::harness::{CertPair, install_provider};
+use super::pki::{CertPair, install_provider};
 
 /// How the fake answers a kind of request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,6 @@
 //! and expire the next continue token (410 Gone with reason `Expired`, as after etcd
 //! compaction). The LimitRange watch has its own fake (fake_kube_api.rs): this one has no
 //! watch and no event log, only what one audit reads.
-#![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

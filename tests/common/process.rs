@@ -1,6 +1,5 @@
 //! Shared by the tests of the built binary: `deployguard serve` as a child process whose
 //! log is read line by line.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -9,7 +8,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::harness::{PATIENCE, Pki};
+use super::pki::Pki;
+use super::wait::PATIENCE;
 
 /// The running binary; its stdout (the log) arrives line by line. Killed if dropped.
 pub struct Process {
