@@ -88,6 +88,14 @@ for name, path in (("pod", "mutate"), ("deploy", "validate")):
     # An nginx single-quoted string: backslash and quote escaped; `$` would be a variable.
     assert "$" not in text, "a $ in the answer cannot be written into nginx's return"
     answers[path] = text.replace("\\", "\\\\").replace("'", "\\'")
+tls = f"""    ssl_certificate {out}/tls.crt;
+    ssl_certificate_key {out}/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    keepalive_requests 1000000;
+    # Without this nginx 1.22 fails every HTTP/2 stream after ~2,300 requests on a
+    # connection whose bodies it discarded; with it, a handful per 100,000 still fail
+    # (and curl's HTTP/2 uploads stall, hence --http1.1 in the checks below).
+    http2_body_preread_size 0;"""
 open(f"{out}/nginx/nginx.conf", "w").write(f"""worker_processes 1;
 pid {out}/nginx/nginx.pid;
 error_log {out}/nginx/error.log warn;
@@ -98,15 +106,7 @@ http {{
   server {{
     # nginx 1.22 (Debian 12) spells HTTP/2 on the listen line; 1.25+ also accepts it.
     listen 127.0.0.1:{port} ssl http2;
-    ssl_certificate {out}/tls.crt;
-    ssl_certificate_key {out}/tls.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    keepalive_requests 1000000;
-    # Without this nginx 1.22 fails every HTTP/2 stream after ~2,300 requests on a
-    # connection whose bodies it discarded; with it, a handful per 100,000 still fail
-    # (and curl's HTTP/2 uploads stall, hence --http1.1 in the checks below).
-    http2_body_preread_size 0;
-    # Static files, so that nginx reads (and discards) the request body like a real
+{tls}    # Static files, so that nginx reads (and discards) the request body like a real
     # server: `return 200` answers before reading it, which breaks HTTP/2 flow control
     # after a few thousand requests. POST to a file is 405, turned into a 200 GET.
     root {out}/nginx/www;
@@ -118,12 +118,7 @@ http {{
   server {{
     # Answers before reading the body: the most nginx can do, reported without a target.
     listen 127.0.0.1:{return_port} ssl http2;
-    ssl_certificate {out}/tls.crt;
-    ssl_certificate_key {out}/tls.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    keepalive_requests 1000000;
-    http2_body_preread_size 0;
-    default_type application/json;
+{tls}    default_type application/json;
     location = /mutate {{ return 200 '{answers["mutate"]}'; }}
     location = /validate {{ return 200 '{answers["validate"]}'; }}
   }}
