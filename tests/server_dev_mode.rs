@@ -7,8 +7,8 @@ mod common;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use common::clients::*;
 use common::process::{Process, text_field};
-use common::{pki::*, wait::*};
 
 /// A development server with its CA in `dir` and the `extra` flags; waits until ready.
 fn dev_server(dir: &Path, extra: &[&str]) -> (Process, String) {

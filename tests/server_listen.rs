@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 
 use common::process::{Process, text_field};
-use common::{openmetrics::*, pki::*, wait::*};
+use common::{clients::*, openmetrics::*};
 
 /// `serve --listen LISTEN --metrics-listen METRICS` without a certificate, once ready: the
 /// process, the CA, and the TLS and metrics addresses the log names.
