@@ -9,7 +9,9 @@ replace, null deletes). Prints one line per failed assertion; exit 1 if any.
 """
 import base64
 import datetime
+import ipaddress
 import sys
+import urllib.parse
 
 import yaml
 from cryptography import x509
@@ -362,9 +364,14 @@ def main():
         check(w.get("timeoutSeconds") == wh["timeoutSeconds"] and 1 <= w["timeoutSeconds"] <= 30,
               f"{kind}: timeoutSeconds {w.get('timeoutSeconds')}")
         cc = w["clientConfig"]
-        check("url" not in cc, f"{kind}: clientConfig.url set")
-        check(cc["service"] == {"name": fullname, "namespace": ns, "path": path, "port": values["service"]["port"]},
-              f"{kind}: clientConfig.service is {cc['service']}")
+        base_url = wh.get("url", "")
+        if base_url:
+            check("service" not in cc, f"{kind}: clientConfig.service set although webhooks.url is {base_url}")
+            check(cc.get("url") == base_url.rstrip("/") + path, f"{kind}: clientConfig.url is {cc.get('url')}")
+        else:
+            check("url" not in cc, f"{kind}: clientConfig.url set")
+            check(cc.get("service") == {"name": fullname, "namespace": ns, "path": path, "port": values["service"]["port"]},
+                  f"{kind}: clientConfig.service is {cc.get('service')}")
         exprs = w.get("namespaceSelector", {}).get("matchExpressions", [])
         notin = [e for e in exprs if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"]
         excluded = set(notin[0]["values"]) if notin else set()
@@ -426,6 +433,14 @@ def main():
                 san = ext(leaf, x509.SubjectAlternativeName)
                 sans = set(san.get_values_for_type(x509.DNSName)) if san else set()
                 check(svc_names <= sans, f"serving certificate SANs {sans} lack {svc_names - sans}")
+                url_host = urllib.parse.urlsplit(values["webhooks"].get("url", "")).hostname
+                if url_host:
+                    try:
+                        ip_sans = {str(a) for a in san.get_values_for_type(x509.IPAddress)} if san else set()
+                        check(str(ipaddress.ip_address(url_host)) in ip_sans,
+                              f"serving certificate IP SANs {ip_sans} lack webhooks.url's {url_host}")
+                    except ValueError:
+                        check(url_host in sans, f"serving certificate SANs {sans} lack webhooks.url's host {url_host}")
                 eku = ext(leaf, x509.ExtendedKeyUsage)
                 check(eku is not None and ExtendedKeyUsageOID.SERVER_AUTH in eku, "serving certificate lacks serverAuth")
                 now = datetime.datetime.now(datetime.timezone.utc)

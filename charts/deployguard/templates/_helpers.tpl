@@ -60,7 +60,34 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "deployguard.serviceDNSNames" -}}
 {{- $svc := include "deployguard.fullname" . -}}
 {{- $ns := .Release.Namespace -}}
-{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson }}
+{{- $names := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
+{{- $host := include "deployguard.urlHost" . -}}
+{{- if and $host (not (include "deployguard.urlHostIsIP" .)) -}}
+{{- $names = append $names $host -}}
+{{- end -}}
+{{- $names | toJson }}
+{{- end }}
+
+{{/* The host of webhooks.url without port or brackets ("" without a URL). */}}
+{{- define "deployguard.urlHost" -}}
+{{- with .Values.webhooks.url -}}
+{{- (urlParse .).hostname -}}
+{{- end -}}
+{{- end }}
+
+{{/* "true" when the host of webhooks.url is an IP address (an IP SAN, not a DNS one). */}}
+{{- define "deployguard.urlHostIsIP" -}}
+{{- $host := include "deployguard.urlHost" . -}}
+{{- if or (regexMatch "^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$" $host) (contains ":" $host) }}true{{ end -}}
+{{- end }}
+
+{{/* IP SANs of the generated serving certificate: the host of webhooks.url when it is an IP. */}}
+{{- define "deployguard.serviceIPs" -}}
+{{- if include "deployguard.urlHostIsIP" . -}}
+{{- list (include "deployguard.urlHost" .) | toJson -}}
+{{- else -}}
+[]
+{{- end -}}
 {{- end }}
 
 {{- define "deployguard.image" -}}
@@ -122,11 +149,15 @@ matchExpressions:
 {{- define "deployguard.webhookCommon" -}}
 {{- $ctx := .ctx -}}
 clientConfig:
+  {{- with $ctx.Values.webhooks.url }}
+  url: {{ printf "%s%s" (trimSuffix "/" .) $.path | quote }}
+  {{- else }}
   service:
     name: {{ include "deployguard.fullname" $ctx }}
     namespace: {{ $ctx.Release.Namespace }}
     path: {{ .path }}
     port: {{ $ctx.Values.service.port }}
+  {{- end }}
   {{- if .caBundle }}
   caBundle: {{ .caBundle | b64enc }}
   {{- end }}
