@@ -85,7 +85,7 @@ fn limit_range_defaults_reach_pods_and_templates() {
     let too_big = deployment(
         "too-big",
         1,
-        &compliant_container("app", "{cpu: '4', memory: 512Mi}"),
+        &compliant_container("app", "{limits: {cpu: '4', memory: 512Mi}}"),
     );
     let outcome = alice.run(&["apply", "-n", &namespace.name, "-f", "-"], Some(&too_big));
     assert!(

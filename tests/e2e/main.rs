@@ -9,11 +9,17 @@
 mod cluster_env;
 mod deployguard;
 mod namespaces;
+#[path = "../common/pki.rs"]
+#[allow(dead_code)]
+mod pki;
+mod second_webhook;
 
+mod audit;
 mod install;
 mod judging;
 mod limits;
 mod manifests;
+mod reinvocation;
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 

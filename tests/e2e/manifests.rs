@@ -16,12 +16,12 @@ pub fn example(name: &str) -> String {
         .join("\n")
 }
 
-/// A container that passes the default policy; `limits` is its resources.limits.
-pub fn compliant_container(name: &str, limits: &str) -> String {
+/// A container that passes the default policy; `resources` is a YAML flow mapping.
+pub fn compliant_container(name: &str, resources: &str) -> String {
     format!(
         "- name: {name}\n  image: registry.example.com/{name}:1\n  ports: [{{name: http, containerPort: 8080}}]\n  \
          livenessProbe: {{httpGet: {{path: /healthz, port: http}}}}\n  \
-         readinessProbe: {{httpGet: {{path: /readyz, port: http}}}}\n  resources:\n    limits: {limits}\n"
+         readinessProbe: {{httpGet: {{path: /readyz, port: http}}}}\n  resources: {resources}\n"
     )
 }
 
