@@ -106,6 +106,45 @@ async fn certificate_rotation_fails_no_request_and_new_handshakes_present_the_ne
     );
 }
 
+/// A client that keeps its connection (as the API server does for minutes) handshakes
+/// again after a rotation: the server closes connections once idle after a swap (HTTP/2
+/// with GOAWAY), and the handshake counter has one series per certificate served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_connections_close_after_a_rotation_and_handshakes_are_counted_by_serial() {
+    for http in BOTH {
+        let pki = Pki::new("rotation CA");
+        let mut server = TestServer::start(&pki, &[]).await;
+        let client = client(&pki.ca_pem, http);
+        let url = server.url("/healthz");
+        let get = || async {
+            let response = client.get(&url).send().await.expect("no request may fail");
+            assert_eq!(response.status(), 200);
+            peer_certificate(&response)
+        };
+        let first = der_of(&server.first_cert.cert_pem);
+        assert_eq!(get().await, first);
+        assert_eq!(get().await, first, "{http:?}: a kept connection");
+        let next = pki.server(2095);
+        server.tls.update(&[
+            ("tls.crt", next.cert_pem.as_bytes()),
+            ("tls.key", next.key_pem.as_bytes()),
+        ]);
+        let rotated = der_of(&next.cert_pem);
+        eventually("the same client presented the new certificate", || async {
+            (get().await == rotated).then_some(())
+        })
+        .await;
+        let metrics = server.metrics().await;
+        let serials: Vec<&String> = metrics
+            .samples
+            .iter()
+            .filter(|(name, _, value)| name == "deployguard_tls_handshakes_total" && *value >= 1.0)
+            .filter_map(|(_, labels, _)| labels.get("serial"))
+            .collect();
+        assert_eq!(serials.len(), 2, "{http:?}: handshakes by serial: {}", metrics.text);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_certificate_is_refused_and_the_old_one_keeps_serving() {
     let pki = Pki::new("broken CA");

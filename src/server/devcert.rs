@@ -20,7 +20,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use thiserror::Error;
 
 use super::dev_dir::LockedDir;
-use super::not_after::not_after_unix;
+use super::cert_fields::not_after_unix;
 
 const VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Tolerates a clock that is a little behind on the client side.

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::connection_timeouts::{Evictions, Protocol, TimedIo, Timeouts, TrackRequests};
 use super::metrics::Metrics;
+use super::tls::CertResolver;
 
 /// Pings keep idle HTTP/2 connections (the API server keeps them) and find dead peers.
 const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -45,6 +46,8 @@ pub async fn raised(flag: &mut watch::Receiver<bool>) {
 pub struct Listener {
     pub tcp: TcpListener,
     pub acceptor: TlsAcceptor,
+    /// The serving certificate: its serial labels handshakes, its swaps close connections.
+    pub resolver: Arc<CertResolver>,
     pub router: Router,
     pub metrics: Arc<Metrics>,
     /// One permit per open connection (also in `timeouts.slots`).
@@ -105,6 +108,7 @@ async fn keep_asking_for_room(evictions: &Evictions) {
 /// What each connection task needs.
 struct Connection {
     acceptor: TlsAcceptor,
+    resolver: Arc<CertResolver>,
     router: Router,
     metrics: Arc<Metrics>,
     timeouts: Timeouts,
@@ -126,6 +130,7 @@ impl Connection {
             .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS);
         Connection {
             acceptor: listener.acceptor.clone(),
+            resolver: listener.resolver.clone(),
             router: listener.router.clone(),
             metrics: listener.metrics.clone(),
             timeouts: listener.timeouts.clone(),
@@ -144,6 +149,8 @@ impl Connection {
         let _open = OpenConnection::new(&self.metrics);
         let accepted = Instant::now();
         let mut abort = self.stages.abort.clone();
+        // Watched from before the handshake: a swap during it closes the connection too.
+        let swaps = self.resolver.swaps();
         let handshake = tokio::time::timeout(self.timeouts.header_read, self.acceptor.accept(tcp));
         let tls = tokio::select! {
             biased;
@@ -157,6 +164,7 @@ impl Connection {
                 Err(_) => return self.handshake_failed(peer, "timed out", false),
             },
         };
+        self.metrics.record_handshake(&self.resolver.serial());
         let protocol = match tls.get_ref().1.alpn_protocol() {
             Some(b"h2") => Protocol::Http2,
             _ => Protocol::Http1,
@@ -167,11 +175,11 @@ impl Connection {
         let result = match protocol {
             Protocol::Http2 => {
                 let conn = self.http2.serve_connection(io, service);
-                drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone()).await
+                drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone(), swaps).await
             }
             Protocol::Http1 => {
                 let conn = self.http1.serve_connection(io, service);
-                drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone()).await
+                drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone(), swaps).await
             }
         };
         if let Some(Err(error)) = result {
@@ -199,12 +207,14 @@ fn refused_certificate(error: &std::io::Error) -> bool {
     )
 }
 
-/// Serves a connection until it ends; on the graceful stage it finishes in-flight requests
-/// (HTTP/1 closes once idle, HTTP/2 sends GOAWAY); on abort it is dropped. None if aborted.
+/// Serves a connection until it ends; on the graceful stage, or once the serving
+/// certificate was swapped, it finishes in-flight requests (HTTP/1 closes once idle, HTTP/2
+/// sends GOAWAY) and the client handshakes anew; on abort it is dropped. None if aborted.
 async fn drive<C, E>(
     conn: C,
     begin_graceful: impl FnOnce(Pin<&mut C>),
     mut stages: Stages,
+    mut swaps: watch::Receiver<u64>,
 ) -> Option<Result<(), E>>
 where
     C: Future<Output = Result<(), E>>,
@@ -215,6 +225,8 @@ where
         () = raised(&mut stages.abort) => return None,
         result = conn.as_mut() => return Some(result),
         () = raised(&mut stages.graceful) => begin_graceful(conn.as_mut()),
+        // Err: the resolver is gone, the server with it; the stages say when to stop.
+        Ok(()) = swaps.changed() => begin_graceful(conn.as_mut()),
     }
     tokio::select! {
         biased;

@@ -96,6 +96,13 @@ pub struct RejectLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SerialLabels {
+    /// The serving certificate's serial number, lower-case hex: one series per certificate
+    /// served since start (a rotation adds one).
+    pub serial: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
@@ -114,6 +121,7 @@ pub struct Metrics {
     config_reloads: Family<OutcomeLabels, Counter>,
     pub cert_not_after: Gauge,
     pub handshake_failures: Counter,
+    handshakes: Family<SerialLabels, Counter>,
     pub open_connections: Gauge,
     pub limit_ranges: LimitRangeMetrics,
 }
@@ -149,6 +157,7 @@ impl Metrics {
         let config_reloads = Family::default();
         let cert_not_after = Gauge::default();
         let handshake_failures = Counter::default();
+        let handshakes = Family::default();
         let open_connections = Gauge::default();
         registry.register(
             "reviews",
@@ -206,6 +215,11 @@ impl Metrics {
             handshake_failures.clone(),
         );
         registry.register(
+            "tls_handshakes",
+            "TLS handshakes completed, by the serial number of the serving certificate presented",
+            handshakes.clone(),
+        );
+        registry.register(
             "open_connections",
             "TLS connections open",
             open_connections.clone(),
@@ -228,6 +242,7 @@ impl Metrics {
             config_reloads,
             cert_not_after,
             handshake_failures,
+            handshakes,
             open_connections,
             limit_ranges: LimitRangeMetrics::default(),
         }
@@ -291,6 +306,14 @@ impl Metrics {
 
     pub fn record_tls_reload(&self, ok: bool) {
         self.tls_reloads.get_or_create(&outcome(ok)).inc();
+    }
+
+    pub fn record_handshake(&self, serial: &Arc<str>) {
+        self.handshakes
+            .get_or_create(&SerialLabels {
+                serial: serial.clone(),
+            })
+            .inc();
     }
 
     pub fn record_config_reload(&self, ok: bool) {

@@ -5,6 +5,7 @@
 
 mod app;
 mod args;
+mod cert_fields;
 mod bind;
 mod body;
 mod config;
@@ -17,7 +18,6 @@ mod listener;
 mod logging;
 mod metrics;
 mod middleware;
-mod not_after;
 mod refusal;
 mod reload;
 mod routes;

@@ -160,8 +160,12 @@ impl Reloader {
             &files.provider,
         );
         match loaded {
-            Ok(LoadedCert { key, not_after }) => {
-                files.resolver.replace(key);
+            Ok(LoadedCert {
+                key,
+                not_after,
+                serial,
+            }) => {
+                files.resolver.replace(key, &serial);
                 let metrics = &self.app.metrics;
                 metrics.record_tls_reload(true);
                 if let Some(not_after) = not_after {
@@ -171,7 +175,8 @@ impl Reloader {
                 info!(
                     cert = %files.cert.display(),
                     not_after = not_after.unwrap_or_default(),
-                    "TLS certificate reloaded; new handshakes present it"
+                    %serial,
+                    "TLS certificate reloaded; new handshakes present it, open connections close once idle"
                 );
             }
             Err(error) => self.tls_refused(error.to_string()),

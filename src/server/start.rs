@@ -97,11 +97,15 @@ pub async fn start(config: &ServerConfig) -> Result<RunningServer, ServerError> 
             (loaded, None, Some(ca_path))
         }
     };
-    let LoadedCert { key, not_after } = loaded;
+    let LoadedCert {
+        key,
+        not_after,
+        serial,
+    } = loaded;
     if let Some(not_after) = not_after {
         metrics.cert_not_after.set(not_after);
     }
-    let resolver = Arc::new(CertResolver::new(key));
+    let resolver = Arc::new(CertResolver::new(key, &serial));
     let tls = server_config(
         resolver.clone(),
         client_ca
@@ -126,7 +130,7 @@ pub async fn start(config: &ServerConfig) -> Result<RunningServer, ServerError> 
         graceful: graceful_rx,
         abort: abort_rx,
     };
-    let listeners = spawn_listeners(config, tcp, tls, &app, &connections, &stages);
+    let listeners = spawn_listeners(config, tcp, tls, &resolver, &app, &connections, &stages);
     let (stop_metrics, stop_metrics_rx) = watch::channel(false);
     let metrics_server = spawn_metrics_server(metrics_tcp, &metrics, stop_metrics_rx);
 
@@ -212,6 +216,7 @@ fn spawn_listeners(
     config: &ServerConfig,
     tcp: Vec<TcpListener>,
     tls: rustls::ServerConfig,
+    resolver: &Arc<CertResolver>,
     app: &Arc<App>,
     connections: &Arc<Semaphore>,
     stages: &Stages,
@@ -230,6 +235,7 @@ fn spawn_listeners(
         let listener = Listener {
             tcp,
             acceptor: acceptor.clone(),
+            resolver: resolver.clone(),
             router: router.clone(),
             metrics: app.metrics.clone(),
             connections: connections.clone(),

@@ -13,8 +13,9 @@ use rustls::{ServerConfig, version};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
+use tokio::sync::watch;
 
-use super::not_after::not_after_unix;
+use super::cert_fields::{not_after_unix, serial_hex};
 
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -38,10 +39,12 @@ pub enum TlsError {
     Config(rustls::Error),
 }
 
-/// A certificate chain and key that rustls accepted, and the leaf's expiry.
+/// A certificate chain and key that rustls accepted, and the leaf's expiry and serial.
 pub struct LoadedCert {
     pub key: CertifiedKey,
     pub not_after: Option<i64>,
+    /// Lower-case hex; empty if the leaf could not be read (rustls accepted it anyway).
+    pub serial: String,
 }
 
 /// Parses a PEM chain and key; refuses a key that does not match the leaf certificate.
@@ -101,6 +104,7 @@ pub fn certified(
         });
     };
     let not_after = not_after_unix(leaf);
+    let serial = serial_hex(leaf).unwrap_or_default();
     let key = CertifiedKey::from_der(chain, key, provider).map_err(|error| TlsError::Unusable {
         cert: cert_path.display().to_string(),
         key: key_path.display().to_string(),
@@ -112,31 +116,63 @@ pub fn certified(
             other => other.to_string(),
         },
     })?;
-    Ok(LoadedCert { key, not_after })
+    Ok(LoadedCert {
+        key,
+        not_after,
+        serial,
+    })
 }
 
 /// Hands every handshake the certificate in force; the reloader swaps it. Swapping here
 /// rather than rebuilding the `ServerConfig` keeps ALPN, versions and client auth as they are.
+/// Each swap bumps a generation that open connections watch: they close once idle so that
+/// clients (the API server keeps its connections for minutes) handshake again.
 #[derive(Debug)]
 pub struct CertResolver {
-    current: ArcSwap<CertifiedKey>,
+    current: ArcSwap<ServedCert>,
+    generation: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+struct ServedCert {
+    key: Arc<CertifiedKey>,
+    serial: Arc<str>,
 }
 
 impl CertResolver {
-    pub fn new(key: CertifiedKey) -> CertResolver {
+    pub fn new(key: CertifiedKey, serial: &str) -> CertResolver {
         CertResolver {
-            current: ArcSwap::from_pointee(key),
+            current: ArcSwap::from_pointee(ServedCert {
+                key: Arc::new(key),
+                serial: serial.into(),
+            }),
+            generation: watch::channel(0).0,
         }
     }
 
-    pub fn replace(&self, key: CertifiedKey) {
-        self.current.store(Arc::new(key));
+    pub fn replace(&self, key: CertifiedKey, serial: &str) {
+        self.current.store(Arc::new(ServedCert {
+            key: Arc::new(key),
+            serial: serial.into(),
+        }));
+        self.generation.send_modify(|generation| *generation += 1);
+    }
+
+    /// The serial of the certificate in force (what a handshake that just ended got,
+    /// unless a swap landed during it).
+    pub fn serial(&self) -> Arc<str> {
+        self.current.load().serial.clone()
+    }
+
+    /// Changes with every swap.
+    pub fn swaps(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 }
 
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load_full())
+        Some(self.current.load().key.clone())
     }
 }
 
@@ -173,6 +209,12 @@ pub fn server_config(
         }
     };
     let mut config = builder.with_cert_resolver(resolver);
+    // No session resumption: a resumed handshake presents no certificate, so a client
+    // reconnecting after a rotation would keep the old one (and the handshake counter
+    // would credit the new one). The API server keeps its connections for minutes, and
+    // client-go does not resume sessions anyway.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     // The API server speaks both; without ALPN every client falls back to HTTP/1.1.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)

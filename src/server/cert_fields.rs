@@ -1,27 +1,44 @@
-//! The `notAfter` of an X.509 certificate, for the expiry gauge.
+//! Two fields of an X.509 certificate: `notAfter` for the expiry gauge, the serial number
+//! for the handshake counter.
 //!
-//! rustls-webpki parses the validity but does not expose it; walking the few DER headers
-//! in front of it is smaller than a second X.509 parser. Only the expiry is read here:
-//! rustls has already accepted the certificate.
+//! rustls-webpki parses them but does not expose them; walking the few DER headers in
+//! front of them is smaller than a second X.509 parser. Nothing is checked here: rustls
+//! has already accepted the certificate.
+
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
 
 /// `notAfter` in seconds since the Unix epoch, or None if the DER is not a certificate.
 pub fn not_after_unix(cert_der: &[u8]) -> Option<i64> {
-    const SEQUENCE: u8 = 0x30;
-    const VERSION: u8 = 0xa0;
-    const INTEGER: u8 = 0x02;
-    let (certificate, _) = expect(cert_der, SEQUENCE)?;
-    let (tbs, _) = expect(certificate, SEQUENCE)?;
-    let mut rest = tbs;
-    if rest.first() == Some(&VERSION) {
-        rest = tlv(rest)?.2;
-    }
-    let (_serial, rest) = expect(rest, INTEGER)?;
+    let (_serial, rest) = expect(from_serial(cert_der)?, INTEGER)?;
     let (_signature, rest) = expect(rest, SEQUENCE)?;
     let (_issuer, rest) = expect(rest, SEQUENCE)?;
     let (validity, _) = expect(rest, SEQUENCE)?;
     let (_, _not_before, rest) = tlv(validity)?;
     let (tag, not_after, _) = tlv(rest)?;
     parse_time(tag, not_after)
+}
+
+/// The serial number as lower-case hex without leading zero bytes (as `openssl x509
+/// -serial` prints it, lower-cased), or None if the DER is not a certificate.
+pub fn serial_hex(cert_der: &[u8]) -> Option<String> {
+    let (serial, _) = expect(from_serial(cert_der)?, INTEGER)?;
+    let significant = match serial.iter().position(|&byte| byte != 0) {
+        Some(first) => &serial[first..],
+        None => &serial[serial.len().saturating_sub(1)..],
+    };
+    Some(significant.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// The TBSCertificate's fields from the serial number on (the optional version skipped).
+fn from_serial(cert_der: &[u8]) -> Option<&[u8]> {
+    const VERSION: u8 = 0xa0;
+    let (certificate, _) = expect(cert_der, SEQUENCE)?;
+    let (tbs, _) = expect(certificate, SEQUENCE)?;
+    if tbs.first() == Some(&VERSION) {
+        return Some(tlv(tbs)?.2);
+    }
+    Some(tbs)
 }
 
 /// Splits one DER element off `input`: (tag, contents, rest). Single-byte tags only,
@@ -108,6 +125,16 @@ mod tests {
             Some(not_after.unix_timestamp()),
             "{year}-{month}-{day}"
         );
+    }
+
+    #[test]
+    fn reads_the_serial_number() {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x00, 0x8f, 0x01, 0x2a]));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(serial_hex(cert.der()).as_deref(), Some("8f012a"));
+        assert_eq!(serial_hex(b"not DER"), None);
     }
 
     #[test]
