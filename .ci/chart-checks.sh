@@ -251,6 +251,23 @@ bad_value_rejected() {
 for f in "$TESTS"/bad/*.yaml; do
   check "schema rejects $(basename "$f" .yaml) (helm 4 and 3)" bad_value_rejected "$f"
 done
+# A values file cannot set the release namespace. The chart refuses "default" (helm's
+# choice without -n): the release namespace is never judged, and default must be.
+release_namespace_refused() {
+  local helm ns_args
+  for helm in "$HELM4" "$HELM3"; do
+    for ns_args in "-n default" ""; do
+      # shellcheck disable=SC2086
+      if "$helm" template deployguard "$CHART" $ns_args >/dev/null 2>"$WORK/ns.err"; then
+        echo "$("$helm" version --short): rendered with '${ns_args:-no -n}'"; return 1
+      fi
+      grep -q 'refusing to install into the namespace "default"' "$WORK/ns.err" ||
+        { echo "expected the chart's refusal of default"; cat "$WORK/ns.err"; return 1; }
+    done
+    "$helm" template deployguard "$CHART" -n "$NS" >/dev/null
+  done
+}
+check "chart refuses the release namespace default (-n default, or no -n), renders in $NS (helm 4 and 3)" release_namespace_refused
 
 # ------------------------------------------------------- deployguard itself
 have_bin() { [ -x "$BIN" ] || { echo "deployguard binary not found or not executable: $BIN"; return 1; }; }

@@ -4,11 +4,19 @@
 # `FROM scratch` image with buildah (USER, EXPOSE, ENTRYPOINT as in the Dockerfile) and
 # exported as an OCI archive. distroless cannot be pulled here; scratch is what it adds to
 # a static binary minus /etc/passwd and CA certificates, which deployguard does not read.
+#
+# usage: [OCI_ARCHIVE=PATH] .ci/static-image.sh
+#   OCI_ARCHIVE: where to keep the OCI archive (the release workflow pushes it from there).
+#   Unset: it is written to a temporary directory and removed. The binary stays in
+#   target/static/x86_64-unknown-linux-gnu/release/deployguard either way.
 set -euo pipefail
+# A relative OCI_ARCHIVE is relative to where the script was started, not the repository.
+case "${OCI_ARCHIVE:-}" in ""|/*) ;; *) OCI_ARCHIVE="$PWD/$OCI_ARCHIVE" ;; esac
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 TARGET=x86_64-unknown-linux-gnu
 WORK="$(mktemp -d)"
+ARCHIVE="${OCI_ARCHIVE:-$WORK/deployguard.tar}"
 SERVER_PID=""
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
@@ -56,8 +64,9 @@ ctr=$("${b[@]}" from scratch)
   --label org.opencontainers.image.version="$("$BIN" --version | cut -d' ' -f2)" \
   --label org.opencontainers.image.revision="$(git rev-parse --short HEAD)" "$ctr"
 "${b[@]}" commit --quiet "$ctr" deployguard:ci >/dev/null
-"${b[@]}" push --quiet deployguard:ci "oci-archive:$WORK/deployguard.tar:deployguard:ci"
+mkdir -p "$(dirname "$ARCHIVE")" && rm -f "$ARCHIVE"
+"${b[@]}" push --quiet deployguard:ci "oci-archive:$ARCHIVE:deployguard:ci"
 config=$("${b[@]}" inspect --format '{{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}} {{.OCIv1.Config.ExposedPorts}}' deployguard:ci)
 [ "$config" = "65532:65532 [/deployguard serve] map[8443:{} 9090:{}]" ] ||
   { echo "static-image: unexpected image config: $config"; exit 1; }
-echo "static-image: OCI image $(du -h "$WORK/deployguard.tar" | cut -f1) ($config)"
+echo "static-image: OCI image $(du -h "$ARCHIVE" | cut -f1) ($config)${OCI_ARCHIVE:+, kept in $ARCHIVE}"
