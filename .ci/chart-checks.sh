@@ -12,8 +12,9 @@
 #   It prints one line per check and ends with "N passed, M failed"; it exits 1 if any
 #   check failed.
 #
-# Regenerate manifests/deployguard.yaml after a chart change with:
-#   .ci/chart-tests/render-manifests.sh "$(command -v helm)" > manifests/deployguard.yaml
+# Regenerate the plain manifests after a chart change with:
+#   .ci/chart-tests/render-manifests.sh "$(command -v helm)" install > manifests/deployguard.yaml
+#   .ci/chart-tests/render-manifests.sh "$(command -v helm)" webhooks > manifests/deployguard-webhooks.yaml
 set -euo pipefail
 
 BIN_ARG="${1:?usage: .ci/chart-checks.sh DEPLOYGUARD_BIN}"
@@ -371,16 +372,24 @@ check "the monitoring check catches a metric the server does not export and a qu
 
 # ------------------------------------------------------ manifests, image
 manifests_fresh() {
-  bash "$TESTS/render-manifests.sh" "$HELM4" >"$WORK/manifests.yaml"
-  diff -u manifests/deployguard.yaml "$WORK/manifests.yaml" || {
-    echo "manifests/deployguard.yaml is stale; regenerate it with:"
-    echo "  .ci/chart-tests/render-manifests.sh \$(command -v helm) > manifests/deployguard.yaml"
-    return 1
-  }
-  kubeval "$OLDEST_K8S" manifests/deployguard.yaml
-  kubeval "$NEWEST_K8S" manifests/deployguard.yaml
+  local part file
+  for part in install webhooks; do
+    file=manifests/deployguard.yaml
+    [ "$part" = install ] || file=manifests/deployguard-$part.yaml
+    bash "$TESTS/render-manifests.sh" "$HELM4" "$part" >"$WORK/manifests-$part.yaml"
+    diff -u "$file" "$WORK/manifests-$part.yaml" || {
+      echo "$file is stale; regenerate it with:"
+      echo "  .ci/chart-tests/render-manifests.sh \$(command -v helm) $part > $file"
+      return 1
+    }
+    kubeval "$OLDEST_K8S" "$file"
+    kubeval "$NEWEST_K8S" "$file"
+  done
+  # Applied alone, the first file must never arm a webhook (no caBundle before cert-manager).
+  ! grep -q 'kind: \(Validating\|Mutating\)WebhookConfiguration' manifests/deployguard.yaml ||
+    { echo "manifests/deployguard.yaml holds a webhook configuration"; return 1; }
 }
-check "manifests/deployguard.yaml is up to date and valid" manifests_fresh
+check "manifests/deployguard.yaml and deployguard-webhooks.yaml are up to date and valid; webhooks only in the second" manifests_fresh
 check "hadolint Dockerfile" "$TOOLS/venv/bin/hadolint" --failure-threshold info Dockerfile
 dockerfile_facts() {
   local final

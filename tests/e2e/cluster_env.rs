@@ -114,10 +114,6 @@ impl Kubectl {
         }
     }
 
-    pub fn kubeconfig(&self) -> &Path {
-        &self.kubeconfig
-    }
-
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Outcome {
         let mut command = Command::new(&cluster().kubectl_bin);
         command.env("KUBECONFIG", &self.kubeconfig).args(args);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::cluster_env::{Kubectl, cluster, eventually, helm};
+use super::cluster_env::{cluster, eventually, helm};
 use super::namespaces::{Namespace, SCOPE_LABEL};
 
 /// The chart in the repository.
@@ -299,6 +299,19 @@ impl Server {
 
     /// The sum of a metric's samples whose labels contain every `labels` pair.
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.series(name)
+            .into_iter()
+            .filter(|(series, _)| {
+                labels
+                    .iter()
+                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+            })
+            .map(|(_, value)| value)
+            .sum()
+    }
+
+    /// A metric's samples: the label part (`a="b",…`, or empty) and the value.
+    pub fn series(&self, name: &str) -> Vec<(String, f64)> {
         let mut stream = TcpStream::connect(&self.metrics).expect("connect to the metrics port");
         stream
             .write_all(b"GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n")
@@ -308,23 +321,12 @@ impl Server {
         text.lines()
             .filter(|line| !line.starts_with('#'))
             .filter_map(|line| line.rsplit_once(' '))
-            .filter(|(series, _)| {
-                let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-                metric == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            .filter_map(|(series, value)| {
+                let (metric, labels) = series.split_once('{').unwrap_or((series, ""));
+                let value = value.parse::<f64>().unwrap_or(f64::NAN);
+                (metric == name).then(|| (labels.to_string(), value))
             })
-            .filter_map(|(_, value)| value.parse::<f64>().ok())
-            .sum()
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+            .collect()
     }
 }
 
@@ -333,8 +335,4 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn kubectl_as(kubeconfig: &Path) -> Kubectl {
-    Kubectl::new(kubeconfig)
 }

@@ -143,3 +143,66 @@ impl Drop for Uninstall {
         let _ = helm(&["uninstall", self.0, "-n", self.0, "--wait"]);
     }
 }
+
+/// The plain manifests on a cluster without cert-manager: the apply fails loudly, and
+/// nothing that could refuse a Pod is left behind.
+#[test]
+#[ignore = "needs a real control plane: run tests/e2e/run"]
+fn plain_manifests_without_cert_manager_never_block_pods() {
+    let _cluster = whole_cluster();
+    let admin = cluster().admin();
+    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    let install = manifests.join("deployguard.yaml");
+    let install = install.to_str().expect("utf-8 path");
+    let applied = admin.run(&["apply", "-f", install], None);
+    let _cleanup = DeleteManifests(install.to_string());
+    assert!(
+        !applied.success,
+        "applying without cert-manager should fail loudly"
+    );
+    assert!(
+        applied
+            .stderr
+            .contains("no matches for kind \"Certificate\""),
+        "{}",
+        applied.stderr
+    );
+    let webhooks = admin.json(&[
+        "get",
+        "validatingwebhookconfigurations,mutatingwebhookconfigurations",
+    ]);
+    let names: Vec<&str> = webhooks["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["metadata"]["name"].as_str())
+        .collect();
+    assert!(
+        !names.contains(&"deployguard"),
+        "a webhook configuration was created: {names:?}"
+    );
+    // Pods are created as if deployguard were not there.
+    let namespace = Namespace::create("after-manifests", None);
+    cluster().alice().ok(
+        &["apply", "-n", &namespace.name, "-f", "-"],
+        Some(&pod("plain", "", LEGACY_CONTAINER)),
+    );
+}
+
+struct DeleteManifests(String);
+
+impl Drop for DeleteManifests {
+    fn drop(&mut self) {
+        let _ = cluster().admin().run(
+            &[
+                "delete",
+                "-f",
+                &self.0,
+                "--ignore-not-found",
+                "--wait=true",
+                "--timeout=120s",
+            ],
+            None,
+        );
+    }
+}

@@ -13,6 +13,8 @@ mod namespaces;
 #[allow(dead_code)]
 mod pki;
 mod second_webhook;
+#[path = "../common/volume.rs"]
+mod volume;
 
 mod audit;
 mod install;
@@ -20,6 +22,7 @@ mod judging;
 mod limits;
 mod manifests;
 mod reinvocation;
+mod rotation;
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
