@@ -141,7 +141,12 @@ async fn kept_connections_close_after_a_rotation_and_handshakes_are_counted_by_s
             .filter(|(name, _, value)| name == "deployguard_tls_handshakes_total" && *value >= 1.0)
             .filter_map(|(_, labels, _)| labels.get("serial"))
             .collect();
-        assert_eq!(serials.len(), 2, "{http:?}: handshakes by serial: {}", metrics.text);
+        assert_eq!(
+            serials.len(),
+            2,
+            "{http:?}: handshakes by serial: {}",
+            metrics.text
+        );
     }
 }
 

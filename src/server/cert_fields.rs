@@ -27,7 +27,12 @@ pub fn serial_hex(cert_der: &[u8]) -> Option<String> {
         Some(first) => &serial[first..],
         None => &serial[serial.len().saturating_sub(1)..],
     };
-    Some(significant.iter().map(|byte| format!("{byte:02x}")).collect())
+    Some(
+        significant
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect(),
+    )
 }
 
 /// The TBSCertificate's fields from the serial number on (the optional version skipped).

@@ -19,8 +19,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use thiserror::Error;
 
-use super::dev_dir::LockedDir;
 use super::cert_fields::not_after_unix;
+use super::dev_dir::LockedDir;
 
 const VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Tolerates a clock that is a little behind on the client side.

@@ -175,11 +175,23 @@ impl Connection {
         let result = match protocol {
             Protocol::Http2 => {
                 let conn = self.http2.serve_connection(io, service);
-                drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone(), swaps).await
+                drive(
+                    conn,
+                    |conn| conn.graceful_shutdown(),
+                    self.stages.clone(),
+                    swaps,
+                )
+                .await
             }
             Protocol::Http1 => {
                 let conn = self.http1.serve_connection(io, service);
-                drive(conn, |conn| conn.graceful_shutdown(), self.stages.clone(), swaps).await
+                drive(
+                    conn,
+                    |conn| conn.graceful_shutdown(),
+                    self.stages.clone(),
+                    swaps,
+                )
+                .await
             }
         };
         if let Some(Err(error)) = result {

@@ -5,9 +5,9 @@
 
 mod app;
 mod args;
-mod cert_fields;
 mod bind;
 mod body;
+mod cert_fields;
 mod config;
 mod connection_timeouts;
 mod dev_dir;
