@@ -176,4 +176,9 @@ fn a_resize_below_a_literal_gomemlimit_is_denied() {
         stored["spec"]["containers"][0]["resources"]["limits"]["memory"],
         "448Mi"
     );
+    eventually("the safe resize's review", Duration::from_secs(30), || {
+        server.reviews().into_iter().find(|r| {
+            r["name"] == "resized" && r["operation"] == "UPDATE" && r["decision"] == "allowed"
+        })
+    });
 }
