@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use super::close_after_swap::CloseAfterSwap;
 use super::connection_timeouts::{Evictions, Protocol, TimedIo, Timeouts, TrackRequests};
 use super::metrics::Metrics;
 use super::tls::CertResolver;
@@ -170,26 +171,28 @@ impl Connection {
             _ => Protocol::Http1,
         };
         let (io, activity) = TimedIo::new(tls, self.timeouts.clone(), protocol, accepted);
-        let service = TrackRequests::new(TowerToHyperService::new(self.router.clone()), activity);
+        let service = TowerToHyperService::new(self.router.clone());
         let io = TokioIo::new(io);
         let result = match protocol {
             Protocol::Http2 => {
+                let service = TrackRequests::new(service, activity);
                 let conn = self.http2.serve_connection(io, service);
                 drive(
                     conn,
                     |conn| conn.graceful_shutdown(),
                     self.stages.clone(),
-                    swaps,
+                    Some(swaps),
                 )
                 .await
             }
             Protocol::Http1 => {
+                let service = TrackRequests::new(CloseAfterSwap::new(service, swaps), activity);
                 let conn = self.http1.serve_connection(io, service);
                 drive(
                     conn,
                     |conn| conn.graceful_shutdown(),
                     self.stages.clone(),
-                    swaps,
+                    None,
                 )
                 .await
             }
@@ -220,13 +223,14 @@ fn refused_certificate(error: &std::io::Error) -> bool {
 }
 
 /// Serves a connection until it ends; on the graceful stage, or once the serving
-/// certificate was swapped, it finishes in-flight requests (HTTP/1 closes once idle, HTTP/2
-/// sends GOAWAY) and the client handshakes anew; on abort it is dropped. None if aborted.
+/// certificate was swapped (`swaps`: HTTP/2 only, see `CloseAfterSwap` for HTTP/1), it
+/// finishes in-flight requests (HTTP/1 closes once idle, HTTP/2 sends GOAWAY) and the
+/// client connects anew; on abort it is dropped. None if aborted.
 async fn drive<C, E>(
     conn: C,
     begin_graceful: impl FnOnce(Pin<&mut C>),
     mut stages: Stages,
-    mut swaps: watch::Receiver<u64>,
+    swaps: Option<watch::Receiver<u64>>,
 ) -> Option<Result<(), E>>
 where
     C: Future<Output = Result<(), E>>,
@@ -237,14 +241,24 @@ where
         () = raised(&mut stages.abort) => return None,
         result = conn.as_mut() => return Some(result),
         () = raised(&mut stages.graceful) => begin_graceful(conn.as_mut()),
-        // Err: the resolver is gone, the server with it; the stages say when to stop.
-        Ok(()) = swaps.changed() => begin_graceful(conn.as_mut()),
+        () = swapped(swaps) => begin_graceful(conn.as_mut()),
     }
     tokio::select! {
         biased;
         () = raised(&mut stages.abort) => None,
         result = conn => Some(result),
     }
+}
+
+/// Resolves at the first certificate swap; never without a receiver, or once the resolver
+/// is gone (the server with it: the stages say when to stop).
+async fn swapped(swaps: Option<watch::Receiver<u64>>) {
+    if let Some(mut swaps) = swaps
+        && swaps.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 /// Keeps the open-connections gauge right however the task ends.

@@ -8,6 +8,7 @@ mod args;
 mod bind;
 mod body;
 mod cert_fields;
+mod close_after_swap;
 mod config;
 mod connection_timeouts;
 mod dev_dir;
