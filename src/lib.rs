@@ -1,11 +1,10 @@
 //! deployguard: a Kubernetes admission webhook that requires health probes and resource
 //! limits and sizes the Go runtime to its container.
 //!
-//! The policy engine ([`policy`]) is pure; [`object`] reads the parts of an object it
-//! needs, borrowed from the JSON text, [`workload`] finds pod specs in objects,
-//! [`evaluate`] is the one seam where a workload is placed, judged or patched
-//! ([`patch`] turns injections into RFC 6902 operations), and [`admission`] answers
-//! AdmissionReviews. The server and the CLI are thin doors onto these.
+//! The engine (`deployguard-engine`, re-exported here as [`admission`], [`config`],
+//! [`evaluate`], [`object`], [`patch`], [`policy`], [`workload`]) judges and patches; this
+//! crate holds its two doors: the server ([`server`]) and the command line ([`cli`], with
+//! the offline reading of manifests in [`documents`], [`manifest`] and [`yaml_edit`]).
 //!
 //! Errors say each cause once: a `thiserror` variant writes its cause into its message and
 //! does not also expose it as a source (no field named `source`, no `#[source]`; `#[from]`
@@ -14,19 +13,15 @@
 //! library (option names, `Debug` output) are translated where they are caught.
 //! `tests/error_messages.rs` runs every user-facing error through the binary.
 
-pub mod admission;
+pub(crate) use deployguard_engine::yaml_error;
+pub use deployguard_engine::{
+    admission, config, evaluate, object, patch, policy, strict, text, workload,
+};
+
 pub mod cli;
 pub mod clock;
-pub mod config;
 pub mod documents;
-pub mod evaluate;
 pub mod manifest;
-pub mod object;
-pub mod patch;
-pub mod policy;
+pub mod policy_file;
 pub mod server;
-pub mod strict;
-pub mod text;
-pub mod workload;
 pub mod yaml_edit;
-mod yaml_error;

@@ -4,6 +4,7 @@
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::evaluate::DEFAULT_NAMESPACE;
 use crate::evaluate::{Evaluation, Scene};
 use crate::object::Object;
 use crate::policy::podspec::without_position;
@@ -13,9 +14,6 @@ use crate::policy::{
 use crate::workload::{Workload, WorkloadKind};
 
 mod typos;
-
-/// A document without a namespace is judged as this one, as `kubectl apply` would place it.
-pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// What the cluster around the documents holds.
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,7 @@ use super::report::{self, Format};
 use super::requester::RequestArgs;
 use super::scan::{Options, scan};
 use super::{CliResult, input_error, policy_from};
-use crate::manifest::DEFAULT_NAMESPACE;
+use crate::evaluate::DEFAULT_NAMESPACE;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {

@@ -22,8 +22,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DEFAULT_POLICY_YAML, load_policy};
+use crate::config::DEFAULT_POLICY_YAML;
 use crate::policy::Policy;
+use crate::policy_file::load_policy;
 use crate::server::{ServeArgs, serve};
 
 /// Exit code for usage, config and input errors (1 is reserved for enforce findings).

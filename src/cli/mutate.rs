@@ -13,9 +13,8 @@ use super::inputs::expand;
 use super::output::print_json;
 use super::requester::RequestArgs;
 use super::{CliResult, input_error, policy_from};
-use crate::manifest::{
-    DEFAULT_NAMESPACE, ManifestError, Scope, collect_limit_ranges, mutate_document_in,
-};
+use crate::evaluate::DEFAULT_NAMESPACE;
+use crate::manifest::{ManifestError, Scope, collect_limit_ranges, mutate_document_in};
 use crate::policy::LimitRanges;
 use crate::yaml_edit::edit_mutated;
 use stream::{YamlStream, replacement};

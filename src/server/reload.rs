@@ -20,7 +20,8 @@ use tracing::{debug, error, info, warn};
 
 use super::app::App;
 use super::tls::{CertResolver, LoadedCert, load_cert};
-use crate::config::{policy_from_bytes, read_policy_file};
+use crate::config::policy_from_bytes;
+use crate::policy_file::read_policy_file;
 
 /// Quiet time after the last event before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(250);

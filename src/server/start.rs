@@ -22,8 +22,9 @@ use super::metrics::{self, Metrics};
 use super::reload::{CertFiles, PolicyFile, ReloadHandle, Reloader};
 use super::tls::{CertResolver, LoadedCert, TlsError, certified, load_cert, server_config};
 use super::{ServerConfig, ServerError, dev_dir, devcert, grant_expiry, routes};
-use crate::config::{ConfigError, policy_from_bytes, read_policy_file};
+use crate::config::{ConfigError, policy_from_bytes};
 use crate::policy::Policy;
+use crate::policy_file::read_policy_file;
 
 /// A server bound to its ports and serving; see [`RunningServer::shutdown`].
 /// Dropping it stops everything at once.

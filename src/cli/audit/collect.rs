@@ -19,7 +19,8 @@ use super::read::{list, status_code};
 use crate::cli::containers::containers_of;
 use crate::cli::locate::Lines;
 use crate::cli::report::{InputError, Judged, Report};
-use crate::manifest::{DEFAULT_NAMESPACE, Scope, collect_limit_ranges, judge_document_in};
+use crate::evaluate::DEFAULT_NAMESPACE;
+use crate::manifest::{Scope, collect_limit_ranges, judge_document_in};
 use crate::policy::{LimitRanges, Policy, RequestContext};
 
 /// Where to look.

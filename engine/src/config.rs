@@ -6,7 +6,6 @@ mod exemptions;
 pub use exemptions::utc_date;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -142,19 +141,6 @@ struct GoMemLimitFile {
     inject: Option<bool>,
     ratio: Option<f64>,
     warn_above: Option<f64>,
-}
-
-/// Reads and validates a policy file: the one reader behind `--config` everywhere.
-pub fn load_policy(path: &Path) -> Result<Policy, ConfigError> {
-    policy_from_bytes(&read_policy_file(path)?, &path.display().to_string())
-}
-
-/// A policy file's bytes (the server keeps them to tell a change from a touch).
-pub fn read_policy_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|error| ConfigError::Read {
-        path: path.display().to_string(),
-        error,
-    })
 }
 
 /// The validated policy in a policy file's bytes; `origin` names the file in errors.

@@ -12,6 +12,10 @@ use crate::policy::{
 };
 use crate::workload::{Placement, Workload};
 
+/// Where a document without a namespace lands when no request names one, as `kubectl
+/// apply` would place it.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
 /// What a door knows about a workload besides the object itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Scene<'a> {

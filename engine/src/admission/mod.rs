@@ -7,8 +7,7 @@ mod response;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::evaluate::{Evaluation, Scene};
-use crate::manifest::DEFAULT_NAMESPACE;
+use crate::evaluate::{DEFAULT_NAMESPACE, Evaluation, Scene};
 use crate::policy::{
     Finding, GrantUse, LimitRanges, Policy, RequestContext, RuleId, UntrustedOwner,
 };
