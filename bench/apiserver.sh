@@ -85,8 +85,24 @@ reviews=$(grep -c '"message":"review".*"namespace":"bench-on"' "$OUT/serve.log" 
 for round in 1 2; do
   for side in on off; do
     name="scale-$side-$round"
-    K -n "bench-$side" create deployment "$name" --image=registry.example.com/app:1 --replicas=0 >/dev/null
-    K -n "bench-$side" patch deployment "$name" --type=json -p '[{"op":"add","path":"/spec/template/spec/containers/0/livenessProbe","value":{"httpGet":{"path":"/healthz","port":8080}}},{"op":"add","path":"/spec/template/spec/containers/0/readinessProbe","value":{"httpGet":{"path":"/readyz","port":8080}}},{"op":"add","path":"/spec/template/spec/containers/0/resources","value":{"limits":{"cpu":"1","memory":"512Mi"}}}]' >/dev/null
+    K -n "bench-$side" apply -f - >/dev/null <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $name}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: $name}}
+  template:
+    metadata: {labels: {app: $name}}
+    spec:
+      containers:
+      - name: app
+        image: registry.example.com/app:1
+        ports: [{name: http, containerPort: 8080}]
+        livenessProbe: {httpGet: {path: /healthz, port: http}}
+        readinessProbe: {httpGet: {path: /readyz, port: http}}
+        resources: {requests: {cpu: 10m, memory: 128Mi}, limits: {cpu: '1', memory: 512Mi}}
+YAML
     "$OUT/apiload" scale -kubeconfig-dir "$OUT/cluster" -namespace "bench-$side" -deployment "$name" -replicas "$REPLICAS" >>"$OUT/scale-$side.s"
   done
 done
