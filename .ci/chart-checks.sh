@@ -39,26 +39,8 @@ PY="$TOOLS/venv/bin/python"
 PROMTOOL="${PROMTOOL:-$(command -v promtool || true)}"
 export KUBECONFIG=/dev/null HELM_CACHE_HOME="$WORK/helm-cache" HELM_CONFIG_HOME="$WORK/helm-config" HELM_DATA_HOME="$WORK/helm-data"
 
-PASSED=0
-FAILED=0
-FAILED_NAMES=()
-
-# check NAME COMMAND...: runs COMMAND in a subshell with errexit, prints PASS/FAIL and,
-# on failure, the tail of its output.
-check() {
-  local name="$1"; shift
-  local log="$WORK/check.log" rc
-  set +e
-  ( set -e; "$@" ) >"$log" 2>&1
-  rc=$?
-  set -e
-  if [ "$rc" -eq 0 ]; then
-    PASSED=$((PASSED + 1)); printf 'PASS  %s\n' "$name"
-  else
-    FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name"); printf 'FAIL  %s\n' "$name"
-    tail -n 30 "$log" | sed 's/^/      /'
-  fi
-}
+# shellcheck source-path=SCRIPTDIR source=lib/checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 
 # ------------------------------------------------------------------ tools
 install_tools() {
@@ -416,8 +398,4 @@ check "Dockerfile: static build, distroless runtime, numeric non-root USER = cha
 
 # ------------------------------------------------------------------ summary
 echo "chart checks took $((SECONDS - START)) s"
-if [ "$FAILED" -ne 0 ]; then
-  printf 'failed: %s\n' "${FAILED_NAMES[@]}"
-fi
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+checks_summary

@@ -24,26 +24,8 @@ mkdir -p "$TOOLS"
 PY="$TOOLS/venv/bin/python"
 WORKFLOWS=(.github/workflows/*.yml)
 
-PASSED=0
-FAILED=0
-FAILED_NAMES=()
-
-# check NAME COMMAND...: runs COMMAND in a subshell with errexit, prints PASS/FAIL and,
-# on failure, the tail of its output.
-check() {
-  local name="$1"; shift
-  local log="$WORK/check.log" rc
-  set +e
-  ( set -e; "$@" ) >"$log" 2>&1
-  rc=$?
-  set -e
-  if [ "$rc" -eq 0 ]; then
-    PASSED=$((PASSED + 1)); printf 'PASS  %s\n' "$name"
-  else
-    FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name"); printf 'FAIL  %s\n' "$name"
-    tail -n 30 "$log" | sed 's/^/      /'
-  fi
-}
+# shellcheck source-path=SCRIPTDIR source=lib/checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 
 install_tools() {
   if [ ! -x "$TOOLS/venv/bin/check-jsonschema" ] || [ ! -x "$TOOLS/venv/bin/shellcheck" ] ||
@@ -100,7 +82,7 @@ EOF
 }
 check "extract the run: scripts" extract_scripts
 check "shellcheck every run: script, .ci/static-image.sh (which release.yml runs) and this script" \
-  "$TOOLS/venv/bin/shellcheck" -s bash "$WORK"/scripts/*.sh .ci/static-image.sh .ci/release-checks.sh
+  "$TOOLS/venv/bin/shellcheck" -x -s bash "$WORK"/scripts/*.sh .ci/static-image.sh .ci/release-checks.sh
 # An unquoted expansion in a run: script fails the check.
 # shellcheck disable=SC2016
 shellcheck_has_teeth() {
@@ -172,8 +154,4 @@ EOF
 check "release.yml: runs .ci/static-image.sh with OCI_ARCHIVE and pushes that archive; chart image = ghcr.io/<Chart.yaml home owner>/deployguard; on tags v*" release_facts
 
 # ------------------------------------------------------------------ summary
-if [ "$FAILED" -ne 0 ]; then
-  printf 'failed: %s\n' "${FAILED_NAMES[@]}"
-fi
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+checks_summary

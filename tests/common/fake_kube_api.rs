@@ -22,12 +22,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use super::pki::{CertPair, install_provider};
+use super::pki::CertPair;
+use super::tls_server::{https_acceptor, serve_https};
 
 /// How the fake answers a kind of request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,31 +86,9 @@ impl FakeApi {
 
     /// The same over HTTPS (HTTP/1.1) with `cert`.
     pub async fn start_tls(objects: &[Value], cert: &CertPair) -> FakeApi {
-        install_provider();
-        let chain = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let (api, listener, router) = FakeApi::new(objects, true).await;
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, router) = (acceptor.clone(), router.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper_util::service::TowerToHyperService::new(router);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
+        let acceptor = https_acceptor(cert);
+        tokio::spawn(async move { serve_https(listener, router, acceptor).await });
         api
     }
 

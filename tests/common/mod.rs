@@ -11,5 +11,6 @@ pub mod pki;
 pub mod process;
 pub mod raw_http;
 pub mod server;
+pub mod tls_server;
 pub mod volume;
 pub mod wait;

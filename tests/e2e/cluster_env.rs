@@ -165,3 +165,28 @@ pub fn eventually<T>(what: &str, patience: Duration, mut check: impl FnMut() -> 
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The Pods of `namespace` matching `selector`, once there are `count` of them (what a
+/// controller makes appears a moment after the API server accepted its owner).
+pub fn pods_eventually(namespace: &str, selector: &str, count: usize) -> Vec<Value> {
+    let admin = cluster().admin();
+    eventually(
+        &format!("{count} Pods {selector} in {namespace}"),
+        Duration::from_secs(60),
+        || {
+            let list = admin.json(&["get", "pods", "-n", namespace, "-l", selector]);
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            (items.len() == count).then_some(items)
+        },
+    )
+}
+
+/// The literal value of env variable `name` of a stored Pod's first container.
+pub fn env_value(pod: &Value, name: &str) -> Option<String> {
+    pod["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+        .map(str::to_string)
+}

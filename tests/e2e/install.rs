@@ -2,9 +2,7 @@
 //! (no kubelet): the rendered chart is what the API server accepts, and the fail modes
 //! are the ones SECURITY.md promises.
 
-use std::time::Duration;
-
-use crate::cluster_env::{Outcome, cluster, eventually, helm};
+use crate::cluster_env::{Outcome, cluster, helm, pods_eventually};
 use crate::deployguard::chart;
 use crate::manifests::pod;
 use crate::namespaces::Namespace;
@@ -83,15 +81,7 @@ fn install_as_the_readme_says_and_fail_as_security_md_says() {
         ],
         None,
     );
-    let pods = eventually(
-        "3 Pods of legacy with deployguard down",
-        Duration::from_secs(60),
-        || {
-            let list = admin.json(&["get", "pods", "-n", &legacy.name, "-l", "app=legacy"]);
-            let items = list["items"].as_array().cloned().unwrap_or_default();
-            (items.len() == 3).then_some(items)
-        },
-    );
+    let pods = pods_eventually(&legacy.name, "app=legacy", 3);
 
     // 2. alice's bare Pod: fail closed, even a compliant one cannot be judged.
     let refused = alice.run(
@@ -193,13 +183,24 @@ struct DeleteManifests(String);
 
 impl Drop for DeleteManifests {
     fn drop(&mut self) {
-        let _ = cluster().admin().run(
+        let admin = cluster().admin();
+        // Exits at the kinds this cluster lacks (cert-manager's) without waiting, so the
+        // namespace the next test creates again is waited for by name.
+        let _ = admin.run(
             &[
                 "delete",
                 "-f",
                 &self.0,
                 "--ignore-not-found",
-                "--wait=true",
+                "--wait=false",
+            ],
+            None,
+        );
+        let _ = admin.run(
+            &[
+                "wait",
+                "--for=delete",
+                "namespace/deployguard",
                 "--timeout=120s",
             ],
             None,

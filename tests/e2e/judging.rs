@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cluster_env::{cluster, eventually};
+use crate::cluster_env::{cluster, env_value, eventually, pods_eventually};
 use crate::deployguard::{Release, binary};
 use crate::manifests::{BARE_CONTAINER, deployment, example, pod};
 use crate::shared_cluster;
@@ -101,29 +101,15 @@ fn denials_warnings_and_injection_through_the_api_server() {
     // with the Go env and the record of what was injected.
     let compliant = example("compliant-deployment.yaml");
     alice.ok(&["apply", "-n", &enforce.name, "-f", "-"], Some(&compliant));
-    let admin = cluster().admin();
-    let pods = eventually(
-        "the compliant Deployment's 2 Pods",
-        Duration::from_secs(60),
-        || {
-            let list = admin.json(&["get", "pods", "-n", &enforce.name, "-l", "app=checkout"]);
-            let items = list["items"].as_array().cloned().unwrap_or_default();
-            (items.len() == 2).then_some(items)
-        },
-    );
+    let pods = pods_eventually(&enforce.name, "app=checkout", 2);
     for pod in &pods {
-        let env = &pod["spec"]["containers"][0]["env"];
-        let value = |name: &str| {
-            env.as_array()
-                .into_iter()
-                .flatten()
-                .find(|e| e["name"] == name)
-                .and_then(|e| e["value"].as_str())
-                .map(str::to_string)
-        };
         // limits cpu 1500m, memory 512Mi: max(2, ceil(1.5)) and floor(512Mi × 0.9).
-        assert_eq!(value("GOMAXPROCS").as_deref(), Some("2"), "{pod}");
-        assert_eq!(value("GOMEMLIMIT").as_deref(), Some("460MiB"), "{pod}");
+        assert_eq!(env_value(pod, "GOMAXPROCS").as_deref(), Some("2"), "{pod}");
+        assert_eq!(
+            env_value(pod, "GOMEMLIMIT").as_deref(),
+            Some("460MiB"),
+            "{pod}"
+        );
         assert_eq!(
             pod["metadata"]["annotations"]["deployguard.io/injected"],
             "checkout: GOMAXPROCS=2 GOMEMLIMIT=460MiB"
@@ -203,10 +189,7 @@ fn the_requester_decides_whether_an_owner_reference_counts() {
         ],
         None,
     );
-    eventually("3 Pods of legacy", Duration::from_secs(60), || {
-        let list = admin.json(&["get", "pods", "-n", &namespace.name, "-l", "app=legacy"]);
-        (list["items"].as_array().map_or(0, Vec::len) == 3).then_some(())
-    });
+    pods_eventually(&namespace.name, "app=legacy", 3);
     let capped = server.review_of("validate", "Pod", &namespace.name, "legacy-");
     assert_eq!(capped["decision"], "allowed", "{capped}");
     assert!(

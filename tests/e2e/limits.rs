@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::cluster_env::{cluster, eventually};
+use crate::cluster_env::{cluster, env_value, eventually};
 use crate::deployguard::Release;
 use crate::manifests::{compliant_container, deployment, pod};
 use crate::shared_cluster;
@@ -18,15 +16,6 @@ const LIMIT_RANGE: &str = "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: 
 /// A container with probes and no resources: LimitRanger must supply them.
 const PROBED_CONTAINER: &str = "- name: app\n  image: registry.example.com/app:1\n  ports: [{name: http, containerPort: 8080}]\n  \
      livenessProbe: {httpGet: {path: /healthz, port: http}}\n  readinessProbe: {httpGet: {path: /readyz, port: http}}\n";
-
-fn env_value(pod: &Value, name: &str) -> Option<String> {
-    pod["spec"]["containers"][0]["env"]
-        .as_array()?
-        .iter()
-        .find(|e| e["name"] == name)?["value"]
-        .as_str()
-        .map(str::to_string)
-}
 
 #[test]
 #[ignore = "needs a real control plane: run tests/e2e/run"]

@@ -13,6 +13,8 @@ mod namespaces;
 #[allow(dead_code)]
 mod pki;
 mod second_webhook;
+#[path = "../common/tls_server.rs"]
+mod tls_server;
 #[path = "../common/volume.rs"]
 mod volume;
 

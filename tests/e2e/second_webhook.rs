@@ -8,11 +8,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use base64::Engine as _;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 
-use crate::pki::{CertPair, install_provider};
+use crate::pki::CertPair;
+use crate::tls_server::{https_acceptor, serve_https};
 
 pub const LOWERED_MEMORY: &str = "256Mi";
 
@@ -27,16 +26,6 @@ pub struct SecondWebhook {
 
 impl SecondWebhook {
     pub fn start(cert: &CertPair) -> SecondWebhook {
-        install_provider();
-        let chain = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .expect("certificate PEM");
-        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).expect("key PEM");
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("TLS config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -50,20 +39,8 @@ impl SecondWebhook {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
         let port = listener.local_addr().expect("address").port();
-        runtime.spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, router) = (acceptor.clone(), router.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper_util::service::TowerToHyperService::new(router);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
+        let acceptor = https_acceptor(cert);
+        runtime.spawn(async move { serve_https(listener, router, acceptor).await });
         SecondWebhook {
             port,
             seen,
