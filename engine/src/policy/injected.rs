@@ -8,7 +8,7 @@
 //! variable of a container appears once. Parsing is strict: anything else is not a
 //! record, and nothing is owned.
 
-use super::rules::goruntime::{GOMAXPROCS, GOMEMLIMIT};
+use super::go_vars::{GOMAXPROCS, GOMEMLIMIT};
 
 /// One variable deployguard wrote into one container.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 pub mod downward;
 pub mod exemptions;
 pub mod finding;
+pub mod go_vars;
 pub mod gomemlimit;
 pub mod injected;
 pub mod limitrange;

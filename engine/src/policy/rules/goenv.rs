@@ -5,12 +5,12 @@
 use crate::policy::GoRuntimeSettings;
 use crate::policy::downward::{FieldResource, resource_field_value};
 use crate::policy::finding::{Finding, Mode, RuleId};
+use crate::policy::go_vars::{GOMAXPROCS, GOMEMLIMIT};
 use crate::policy::gomemlimit::{GoMemLimit, parse_go_memlimit};
 use crate::policy::injected::InjectedRecord;
 use crate::policy::podspec::{ContainerView, EnvSource, PodSpecView};
 use crate::policy::rules::goruntime::{
-    GOMAXPROCS, GOMEMLIMIT, MIN_GOMEMLIMIT_BYTES, cpu_limit, gomaxprocs_for, memory_limit_bytes,
-    owned_entry,
+    MIN_GOMEMLIMIT_BYTES, cpu_limit, gomaxprocs_for, memory_limit_bytes, owned_entry,
 };
 
 /// The value of one GOMEMLIMIT/GOMAXPROCS entry as the process sees it.

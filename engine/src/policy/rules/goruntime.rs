@@ -1,17 +1,13 @@
 //! `go-runtime-injection`: the GOMAXPROCS and GOMEMLIMIT deployguard owns in each
 //! container, recomputed from the current limits on every mutation.
 
+use crate::policy::go_vars::{GO_VARS, GOMAXPROCS};
 use crate::policy::gomemlimit::format_go_memlimit;
 use crate::policy::injected::{InjectedRecord, format_record, is_container_name};
 use crate::policy::podspec::{ContainerRole, ContainerView, PodSpecView};
 use crate::policy::quantity::Quantity;
 use crate::policy::{GoMaxProcsSettings, GoRuntimeSettings, Rounding};
 use crate::text::Text;
-
-pub const GOMAXPROCS: &str = "GOMAXPROCS";
-pub const GOMEMLIMIT: &str = "GOMEMLIMIT";
-/// The variables deployguard manages, in the order it writes them.
-pub const GO_VARS: [&str; 2] = [GOMAXPROCS, GOMEMLIMIT];
 
 /// Below this a GOMEMLIMIT makes the GC run almost without pause: never injected, and
 /// denied when written.
