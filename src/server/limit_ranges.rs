@@ -28,8 +28,8 @@ use tracing::{debug, error, info, warn};
 
 pub use live_read::second_look;
 
-use super::metrics::Metrics;
 use crate::policy::{LimitRange, LimitRanges};
+use crate::server::metrics::Metrics;
 use store::{Applied, Store};
 
 /// Longest wait for a live read of one namespace's LimitRanges: well inside the webhook's

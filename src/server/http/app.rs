@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 
-use super::limit_ranges::LimitRangeView;
-use super::metrics::Metrics;
 use crate::policy::{LimitRanges, Policy};
+use crate::server::limit_ranges::LimitRangeView;
+use crate::server::metrics::Metrics;
 
 /// What requests judge with under `--limit-ranges off`.
 pub static NO_LIMIT_RANGES: LimitRanges = LimitRanges::new();

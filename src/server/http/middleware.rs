@@ -12,8 +12,8 @@ use axum::response::Response;
 use futures_util::FutureExt;
 use tracing::error;
 
-use super::app::App;
-use super::refusal::{reject, route_label};
+use crate::server::http::app::App;
+use crate::server::http::refusal::{reject, route_label};
 
 #[derive(Clone)]
 pub struct Limits {

@@ -6,8 +6,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::warn;
 
-use super::app::App;
-use super::body::read_limited;
+use crate::server::http::app::App;
+use crate::server::http::body::read_limited;
 
 /// A refused request's body is read up to this size before the answer: an HTTP/2 client
 /// still sending would otherwise see its stream reset where a plain 404 or 405 was meant.

@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use tracing::info;
 
-use super::app::{App, NO_LIMIT_RANGES};
-use super::body::{BodyError, read_limited};
-use super::limit_ranges::second_look;
-use super::middleware::{self, Limits};
-use super::refusal::{drain_small_body, reject, route_label};
 use crate::admission::{Cluster, Endpoint, ReviewSummary, review};
+use crate::server::http::app::{App, NO_LIMIT_RANGES};
+use crate::server::http::body::{BodyError, read_limited};
+use crate::server::http::middleware::{self, Limits};
+use crate::server::http::refusal::{drain_small_body, reject, route_label};
+use crate::server::limit_ranges::second_look;
 
 pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
     let limits = Limits {

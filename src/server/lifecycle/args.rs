@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::Args;
 use tracing::warn;
 
-use super::bind::ListenAddr;
-use super::config::{CertificateFiles, LimitRangeWatch, ServerConfig};
+use crate::server::lifecycle::config::{CertificateFiles, LimitRangeWatch, ServerConfig};
+use crate::server::transport::bind::ListenAddr;
 
 /// `--drain-delay` when a certificate is given: long enough for kube-proxy and the
 /// endpoint controllers to drop a terminating pod.

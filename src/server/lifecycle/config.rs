@@ -1,12 +1,12 @@
 //! What the server runs on: typed and checked, built from the command line by
-//! [`super::ServeArgs::config`] or directly by tests.
+//! [`crate::server::ServeArgs::config`] or directly by tests.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::http::Uri;
 
-use super::bind::ListenAddr;
+use crate::server::transport::bind::ListenAddr;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

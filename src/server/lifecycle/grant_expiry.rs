@@ -8,8 +8,8 @@ use std::time::Duration;
 use jiff::civil::Date;
 use tracing::warn;
 
-use super::app::App;
 use crate::policy::{Grant, Policy};
+use crate::server::http::app::App;
 
 /// How often the date is looked at: expiry is by day, a minute late is on time.
 const CHECK_EVERY: Duration = Duration::from_secs(60);

@@ -11,7 +11,7 @@ use std::io::{BufWriter, IsTerminal};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use super::LogFormat;
+use crate::server::LogFormat;
 
 /// Keep the guard until exit: dropping it flushes the lines still queued.
 pub fn init(format: LogFormat) -> WorkerGuard {

@@ -18,10 +18,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use super::app::App;
-use super::tls::{CertResolver, LoadedCert, load_cert};
 use crate::config::policy_from_bytes;
 use crate::policy_file::read_policy_file;
+use crate::server::http::app::App;
+use crate::server::tls::resolver::{CertResolver, LoadedCert, load_cert};
 
 /// Quiet time after the last event before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(250);

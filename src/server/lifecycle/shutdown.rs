@@ -5,8 +5,8 @@
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
-use super::start::{RunningServer, start};
-use super::{ServerConfig, ServerError};
+use crate::server::lifecycle::start::{RunningServer, start};
+use crate::server::{ServerConfig, ServerError};
 
 impl RunningServer {
     /// Drains and stops: /readyz 503, accept for the drain delay, stop accepting, let open

@@ -13,18 +13,23 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use super::app::App;
-use super::bind::bind_all;
-use super::connection_timeouts::{Evictions, Timeouts};
-use super::limit_ranges::{self, LimitRangeView, WatchHandle};
-use super::listener::{Listener, Stages, raised};
-use super::metrics::{self, Metrics};
-use super::reload::{CertFiles, PolicyFile, ReloadHandle, Reloader};
-use super::tls::{CertResolver, LoadedCert, TlsError, certified, load_cert, server_config};
-use super::{ServerConfig, ServerError, dev_dir, devcert, grant_expiry, routes};
 use crate::config::{ConfigError, policy_from_bytes};
 use crate::policy::Policy;
 use crate::policy_file::read_policy_file;
+use crate::server::http::app::App;
+use crate::server::http::routes;
+use crate::server::lifecycle::grant_expiry;
+use crate::server::lifecycle::reload::{CertFiles, PolicyFile, ReloadHandle, Reloader};
+use crate::server::limit_ranges::{self, LimitRangeView, WatchHandle};
+use crate::server::metrics::{self, Metrics};
+use crate::server::tls::resolver::{
+    CertResolver, LoadedCert, TlsError, certified, load_cert, server_config,
+};
+use crate::server::tls::{dev_dir, devcert};
+use crate::server::transport::bind::bind_all;
+use crate::server::transport::connection_timeouts::{Evictions, Timeouts};
+use crate::server::transport::listener::{Listener, Stages, raised};
+use crate::server::{ServerConfig, ServerError};
 
 /// A server bound to its ports and serving; see [`RunningServer::shutdown`].
 /// Dropping it stops everything at once.

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::devcert::DevCertError;
+use crate::server::tls::dev_error::DevCertError;
 
 /// Where the development files go without `--dev-cert-dir`: the user's runtime directory
 /// (a private tmpfs on systemd machines), else the user's cache directory.

@@ -17,10 +17,10 @@ use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use thiserror::Error;
 
-use super::cert_fields::not_after_unix;
-use super::dev_dir::LockedDir;
+use crate::server::tls::cert_fields::not_after_unix;
+use crate::server::tls::dev_dir::LockedDir;
+use crate::server::tls::dev_error::DevCertError;
 
 const VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Tolerates a clock that is a little behind on the client side.
@@ -29,21 +29,6 @@ const BACKDATE: Duration = Duration::from_secs(3600);
 const RENEW_BEFORE: Duration = Duration::from_secs(24 * 3600);
 const BUNDLE: &str = "dev.pem";
 const CA: &str = "ca.crt";
-const SEE: &str = "choose another directory with --dev-cert-dir, or pass --tls-cert and --tls-key";
-
-#[derive(Debug, Error)]
-pub enum DevCertError {
-    #[error("cannot generate the development certificate: {0}")]
-    Generate(rcgen::Error),
-    #[error("development certificate directory {dir}: {reason} ({SEE})")]
-    Dir { dir: String, reason: String },
-    #[error("cannot write {path}: {error} ({SEE})")]
-    Write { path: String, error: std::io::Error },
-    #[error(
-        "no directory for the development certificate: none of XDG_RUNTIME_DIR, XDG_CACHE_HOME and HOME is set ({SEE})"
-    )]
-    NoDefaultDir,
-}
 
 pub struct DevCert {
     pub ca_pem: String,

@@ -15,7 +15,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 use tokio::sync::watch;
 
-use super::cert_fields::{not_after_unix, serial_hex};
+use crate::server::tls::cert_fields::{not_after_unix, serial_hex};
 
 #[derive(Debug, Error)]
 pub enum TlsError {

@@ -14,7 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tracing::warn;
 
-use super::ServerError;
+use crate::server::ServerError;
 
 /// The kernel's queue of connections not yet accepted (what tokio's `bind` asks for).
 const BACKLOG: i32 = 1024;

@@ -17,10 +17,12 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use super::close_after_swap::CloseAfterSwap;
-use super::connection_timeouts::{Evictions, Protocol, TimedIo, Timeouts, TrackRequests};
-use super::metrics::Metrics;
-use super::tls::CertResolver;
+use crate::server::metrics::Metrics;
+use crate::server::tls::resolver::CertResolver;
+use crate::server::transport::close_after_swap::CloseAfterSwap;
+use crate::server::transport::connection_timeouts::{
+    Evictions, Protocol, TimedIo, Timeouts, TrackRequests,
+};
 
 /// Pings keep idle HTTP/2 connections (the API server keeps them) and find dead peers.
 const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
