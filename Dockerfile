@@ -17,22 +17,25 @@ ENV RUSTFLAGS="-C target-feature=+crt-static" \
 
 # 1. Dependencies only, cached until Cargo.toml or Cargo.lock change. The manifest's
 #    [[bench]]/[[test]]/[[example]] tables are dropped: they need files outside src/
-#    and play no part in the release binary. The engine is a workspace member.
+#    and play no part in the release binary. The engine and the offline door are
+#    workspace members.
 COPY Cargo.toml Cargo.lock ./
 COPY engine/Cargo.toml engine/
+COPY offline/Cargo.toml offline/
 RUN awk '/^\[\[(bench|test|example)\]\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' Cargo.toml > Cargo.build.toml \
  && mv Cargo.build.toml Cargo.toml \
- && mkdir -p src engine/src \
+ && mkdir -p src engine/src offline/src \
  && echo 'fn main() {}' > src/main.rs \
- && touch src/lib.rs engine/src/lib.rs \
+ && touch src/lib.rs engine/src/lib.rs offline/src/lib.rs \
  && cargo build --release --locked --target "${TARGET}" \
- && rm -rf src engine/src
+ && rm -rf src engine/src offline/src
 
 # 2. The application itself (built with the manifest from step 1; touch, because
 #    COPY keeps the context's mtimes, which may be older than the placeholder's).
 COPY engine/src ./engine/src
+COPY offline/src ./offline/src
 COPY src ./src
-RUN touch src/main.rs src/lib.rs engine/src/lib.rs \
+RUN touch src/main.rs src/lib.rs engine/src/lib.rs offline/src/lib.rs \
  && cargo build --release --locked --target "${TARGET}" \
  && cp "target/${TARGET}/release/deployguard" /deployguard \
  && /deployguard --help > /dev/null

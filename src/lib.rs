@@ -3,8 +3,9 @@
 //!
 //! The engine (`deployguard-engine`, re-exported here as [`admission`], [`config`],
 //! [`evaluate`], [`object`], [`patch`], [`policy`], [`workload`]) judges and patches; this
-//! crate holds its two doors: the server ([`server`]) and the command line ([`cli`], with
-//! the offline reading of manifests in [`documents`], [`manifest`] and [`yaml_edit`]).
+//! crate holds its two doors: the server ([`server`]) and the command line ([`cli`]), which
+//! reads manifests through the offline door (`deployguard-offline`, re-exported as
+//! [`documents`], [`manifest`] and [`yaml_edit`]).
 //!
 //! Errors say each cause once: a `thiserror` variant writes its cause into its message and
 //! does not also expose it as a source (no field named `source`, no `#[source]`; `#[from]`
@@ -13,15 +14,12 @@
 //! library (option names, `Debug` output) are translated where they are caught.
 //! `tests/error_messages.rs` runs every user-facing error through the binary.
 
-pub(crate) use deployguard_engine::yaml_error;
 pub use deployguard_engine::{
     admission, config, evaluate, object, patch, policy, strict, text, workload,
 };
+pub use deployguard_offline::{documents, manifest, yaml_edit};
 
 pub mod cli;
 pub mod clock;
-pub mod documents;
-pub mod manifest;
 pub mod policy_file;
 pub mod server;
-pub mod yaml_edit;

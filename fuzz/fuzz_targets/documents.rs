@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use deployguard::documents::parse_documents;
+use deployguard_offline::documents::parse_documents;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use deployguard::policy::gomemlimit::{GoMemLimit, format_go_memlimit, parse_go_memlimit};
+use deployguard_engine::policy::gomemlimit::{GoMemLimit, format_go_memlimit, parse_go_memlimit};
 use libfuzzer_sys::fuzz_target;
 
 /// Go's runtime `atoi64`: an optional `-`, then decimal digits (none is 0), within int64.

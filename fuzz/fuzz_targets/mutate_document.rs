@@ -6,9 +6,9 @@
 
 use std::sync::LazyLock;
 
-use deployguard::documents::parse_documents;
-use deployguard::manifest::{judge_document, mutate_document};
-use deployguard::policy::Policy;
+use deployguard_offline::documents::parse_documents;
+use deployguard_offline::manifest::{judge_document, mutate_document};
+use deployguard_engine::policy::Policy;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use deployguard::policy::quantity::Quantity;
+use deployguard_engine::policy::quantity::Quantity;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

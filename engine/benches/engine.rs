@@ -1,15 +1,16 @@
 //! Engine benchmarks: (a) judge + patch of a 3-container Deployment from its JSON text,
 //! (b) `review` bytes in → bytes out on a real ~5 KB Pod AdmissionReview from the corpus.
-//! Run: `cargo bench --bench engine`.
+//! Run: `cargo bench -p deployguard-engine --bench engine` (or `cargo bench --bench engine`
+//! at the root).
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use deployguard::admission::{Cluster, Endpoint, review};
-use deployguard::evaluate::{Evaluation, Scene};
-use deployguard::object::Object;
-use deployguard::policy::{LimitRanges, Policy, RequestContext};
-use deployguard::workload::Workload;
+use deployguard_engine::admission::{Cluster, Endpoint, review};
+use deployguard_engine::evaluate::{Evaluation, Scene};
+use deployguard_engine::object::Object;
+use deployguard_engine::policy::{LimitRanges, Policy, RequestContext};
+use deployguard_engine::workload::Workload;
 use serde_json::json;
 
 fn three_container_deployment() -> String {
@@ -54,10 +55,10 @@ fn engine(c: &mut Criterion) {
 
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpus/kubewarden_policy-server__tests__data__pod_without_privileged_containers.json"
+        "/../../shared/corpus/kubewarden_policy-server__tests__data__pod_without_privileged_containers.json"
     );
     let body = std::fs::read(path).expect("corpus file (../shared/corpus beside the repo)");
-    let cluster = Cluster::bare(deployguard::clock::today_utc());
+    let cluster = Cluster::bare(jiff::civil::date(2026, 12, 8));
     for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
         c.bench_function(
             &format!("review {} 5 KB Pod AdmissionReview", endpoint.as_str()),

@@ -4,14 +4,14 @@
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::evaluate::DEFAULT_NAMESPACE;
-use crate::evaluate::{Evaluation, Scene};
-use crate::object::Object;
-use crate::policy::podspec::without_position;
-use crate::policy::{
+use deployguard_engine::evaluate::DEFAULT_NAMESPACE;
+use deployguard_engine::evaluate::{Evaluation, Scene};
+use deployguard_engine::object::Object;
+use deployguard_engine::policy::podspec::without_position;
+use deployguard_engine::policy::{
     Finding, Judgement, LimitRange, LimitRangeDefault, LimitRanges, Policy, RequestContext, Subject,
 };
-use crate::workload::{Workload, WorkloadKind};
+use deployguard_engine::workload::{Workload, WorkloadKind};
 
 mod typos;
 
@@ -172,7 +172,7 @@ fn skips(policy: &Policy, subject: &Subject<'_>, judgement: &Judgement) -> Vec<S
         ));
     }
     let capped = subject.controller_owned && judgement.untrusted_owner.is_none();
-    if capped && policy.controller_owned_max_mode < crate::policy::Mode::Enforce {
+    if capped && policy.controller_owned_max_mode < deployguard_engine::policy::Mode::Enforce {
         skips.push(format!(
             "controller-owned: judged at most in {}",
             policy.controller_owned_max_mode
@@ -308,7 +308,7 @@ fn objects(document: &Value) -> Box<dyn Iterator<Item = (Option<usize>, &Value)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::RuleId;
+    use deployguard_engine::policy::RuleId;
     use serde_json::json;
 
     #[test]

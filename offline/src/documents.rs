@@ -9,7 +9,7 @@
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::yaml_error;
+use deployguard_engine::yaml_error;
 
 /// One document of a file.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,8 +6,8 @@
 use serde_json::{Map, Value};
 
 use super::WorkloadResult;
-use crate::policy::{Finding, Mode, Policy, RuleId};
-use crate::workload::WorkloadKind;
+use deployguard_engine::policy::{Finding, Mode, Policy, RuleId};
+use deployguard_engine::workload::WorkloadKind;
 
 /// Every field of a core/v1 Container: none of them is a misspelling.
 const CONTAINER_FIELDS: [&str; 25] = [
