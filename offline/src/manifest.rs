@@ -96,14 +96,14 @@ pub fn judge_document_in(
             }
             with_workload(item, object, scope, |workload, evaluation| {
                 let subject = evaluation.subject();
-                let mut judgement = policy.judge(&subject);
                 let pod_spec = workload
                     .pod_spec_tokens()
                     .try_fold(object, |value, token| value.get(token));
-                if let Some(pod_spec) = pod_spec.filter(|_| !judgement.excluded) {
-                    let findings = &mut judgement.findings;
-                    typos::add_key_typos(policy, subject.namespace, pod_spec, findings);
-                }
+                // Misspelt keys are findings like the rules' own (grants and modes apply).
+                let (key_typos, typo_findings) =
+                    pod_spec.map_or_else(Default::default, typos::key_typo_findings);
+                let mut judgement = policy.judge_with(&subject, typo_findings);
+                typos::explain_key_typos(&key_typos, &mut judgement.findings);
                 WorkloadResult {
                     item,
                     api_version: object
@@ -333,6 +333,45 @@ mod tests {
                 .findings
                 .iter()
                 .any(|f| f.rule == RuleId::LivenessProbe)
+        );
+    }
+
+    #[test]
+    fn a_grant_for_manifest_typo_covers_misspelt_keys() {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "shop"},
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "livenesProbe": {},
+                "resources": {"limits": {"cpu": 1, "memory": "1Gi"}}}]}}}});
+        let rules_of = |policy: &Policy| -> Vec<RuleId> {
+            let result = judge_document(policy, &deployment).pop().unwrap().unwrap();
+            result.findings.iter().map(|f| f.rule).collect()
+        };
+        let typo_and_probe = rules_of(&Policy::default());
+        assert!(
+            typo_and_probe.contains(&RuleId::ManifestTypo),
+            "{typo_and_probe:?}"
+        );
+        let granted = deployguard_engine::config::parse_policy(
+            "exemptions:\n  grants:\n  - namespace: shop\n    rules: [manifest-typo]\n    reason: renamed next sprint\n",
+            "test",
+        )
+        .unwrap();
+        let rules = rules_of(&granted);
+        assert!(!rules.contains(&RuleId::ManifestTypo), "{rules:?}");
+        // The misspelling still explains the finding it causes.
+        let result = judge_document(&granted, &deployment)
+            .pop()
+            .unwrap()
+            .unwrap();
+        let liveness = result
+            .findings
+            .iter()
+            .find(|f| f.rule == RuleId::LivenessProbe)
+            .unwrap();
+        assert!(
+            liveness.message.contains("(found \"livenesProbe\")"),
+            "{}",
+            liveness.message
         );
     }
 

@@ -208,6 +208,13 @@ impl Policy {
 
     /// Judges one pod spec against every validation rule.
     pub fn judge(&self, subject: &Subject<'_>) -> Judgement {
+        self.judge_with(subject, Vec::new())
+    }
+
+    /// [`Policy::judge`], with findings a door made about the same object (`check`'s
+    /// misspelt keys) settled like the rules' own: exemptions, grants, the namespace's
+    /// modes and the controller-owned cap apply to them too.
+    pub fn judge_with(&self, subject: &Subject<'_>, extra: Vec<Finding>) -> Judgement {
         if self.is_excluded(subject.namespace) {
             return Judgement::excluded();
         }
@@ -234,6 +241,7 @@ impl Policy {
         }
         raw.append(&mut limit_range_findings);
         rules::limitrange::check(spec, subject.spec, subject.limit_ranges, &mut raw);
+        raw.extend(extra);
         let requester = subject.context.requester;
         let trusted = pattern::any_matches(&self.trusted_requesters, requester);
         let cap = (subject.controller_owned && trusted).then_some(self.controller_owned_max_mode);

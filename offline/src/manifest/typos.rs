@@ -213,16 +213,30 @@ pub(super) fn misspelt_kind_result(
     })
 }
 
-/// Adds a finding per misspelt key of the pod spec and names it in the findings it
-/// explains (`no livenessProbe (found "livenesProbe") — …`).
-pub(super) fn add_key_typos(
-    policy: &Policy,
-    namespace: &str,
-    pod_spec: &Value,
-    findings: &mut Vec<Finding>,
-) {
-    let mode = policy.mode_for(RuleId::ManifestTypo, namespace);
-    for typo in key_typos(pod_spec) {
+/// The `manifest-typo` findings of a pod spec's misspelt keys, raw (the policy settles
+/// their mode with the rules' findings).
+pub(super) fn key_typo_findings(pod_spec: &Value) -> (Vec<KeyTypo>, Vec<Finding>) {
+    let typos = key_typos(pod_spec);
+    let findings = typos
+        .iter()
+        .map(|typo| Finding {
+            rule: RuleId::ManifestTypo,
+            mode: Mode::Enforce,
+            container: typo.container.clone(),
+            message: format!(
+                "unknown key {:?}: did you mean {:?}? — the API server drops or refuses \
+                 unknown keys, so the field is missing in the cluster",
+                typo.found, typo.meant
+            ),
+        })
+        .collect();
+    (typos, findings)
+}
+
+/// Names each misspelt key in the findings it explains (`no livenessProbe (found
+/// "livenesProbe") — …`).
+pub(super) fn explain_key_typos(typos: &[KeyTypo], findings: &mut [Finding]) {
+    for typo in typos {
         for finding in findings.iter_mut() {
             if finding.container == typo.container && typo.explains.contains(&finding.rule) {
                 let (wrong, fix) = finding
@@ -236,18 +250,6 @@ pub(super) fn add_key_typos(
                     format!("{hint} — {fix}")
                 };
             }
-        }
-        if mode != Mode::Off {
-            findings.push(Finding {
-                rule: RuleId::ManifestTypo,
-                mode,
-                container: typo.container,
-                message: format!(
-                    "unknown key {:?}: did you mean {:?}? — the API server drops or refuses \
-                     unknown keys, so the field is missing in the cluster",
-                    typo.found, typo.meant
-                ),
-            });
         }
     }
 }
