@@ -2,7 +2,7 @@
 
 use crate::policy::finding::{Finding, Mode, RuleId};
 use crate::policy::podspec::{ContainerView, ProbePort, ProbeView};
-use crate::policy::probe_defaults::stored_probe;
+use crate::policy::probe_defaults::same_stored_probe;
 
 /// A liveness probe that restarts a container sooner than this after trouble starts
 /// turns a slow moment into a restart loop.
@@ -51,10 +51,6 @@ pub fn check(container: &ContainerView<'_>, out: &mut Vec<Finding>) {
 
 /// A probe's JSON as a value (a probe is a few hundred bytes, compared rarely); text that
 /// does not parse cannot occur, as it was read once already.
-fn raw_json(raw: &serde_json::value::RawValue) -> serde_json::Value {
-    serde_json::from_str(raw.get()).unwrap_or_default()
-}
-
 fn check_settings(
     container: &ContainerView<'_>,
     found: &impl Fn(RuleId, Mode, String) -> Finding,
@@ -62,7 +58,7 @@ fn check_settings(
 ) {
     if let (Some(liveness), Some(readiness)) = (&container.liveness, &container.readiness) {
         // Compared as the API server stores them, so the CLI and the webhook agree.
-        if stored_probe(&raw_json(liveness.raw)) == stored_probe(&raw_json(readiness.raw)) {
+        if same_stored_probe(liveness.raw, readiness.raw) {
             out.push(found(
                 RuleId::ProbeSettings,
                 Mode::Enforce,
