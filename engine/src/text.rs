@@ -3,6 +3,7 @@
 //! `Option`, a `Vec` or a map, which is where most of an object's strings are.
 
 use std::borrow::{Borrow, Cow};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Deref;
 
@@ -10,6 +11,9 @@ use serde::de::{Deserialize, Deserializer, Error, Visitor};
 
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Text<'a>(pub Cow<'a, str>);
+
+/// String labels or annotations.
+pub type TextMap<'a> = BTreeMap<Text<'a>, Text<'a>>;
 
 impl Deref for Text<'_> {
     type Target = str;

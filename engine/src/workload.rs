@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 
-use crate::object::{ControllerSpec, Meta, Object, Template, TemplateMeta, TextMap, is_object};
+use crate::object::{ControllerSpec, Meta, Object, Template, TemplateMeta, is_object};
 use crate::policy::{
     EXEMPT_ANNOTATION, GO_RUNTIME_ANNOTATION, GO_RUNTIME_CONTAINERS_ANNOTATION,
     GO_RUNTIME_SKIP_ANNOTATION, INJECTED_ANNOTATION, LimitRange, PodSpecView, RequestContext,
@@ -13,6 +13,7 @@ use crate::policy::{
 };
 use crate::strict::Strict;
 use crate::text::Text;
+use crate::text::TextMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WorkloadKind {

@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, Error, MapAccess, Visitor};
 
-use super::TextMap;
 use crate::text::Text;
+use crate::text::TextMap;
 
 const OWN_PREFIX: &str = "deployguard.io/";
 

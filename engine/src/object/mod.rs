@@ -3,8 +3,6 @@
 //! until the kind says where it is. Everything else (`status`, `managedFields`, most of
 //! `metadata`) is skipped unparsed.
 
-use std::collections::BTreeMap;
-
 mod annotations;
 
 use serde::Deserialize;
@@ -13,10 +11,7 @@ use serde_json::value::RawValue;
 pub use annotations::Annotations;
 
 use crate::strict::Strict;
-use crate::text::Text;
-
-/// String labels or annotations.
-pub type TextMap<'a> = BTreeMap<Text<'a>, Text<'a>>;
+use crate::text::{Text, TextMap};
 
 /// An object: its metadata and its `spec`, unread.
 #[derive(Debug, Default, Deserialize)]

@@ -9,7 +9,7 @@ use super::injected::InjectedRecord;
 use super::{
     ExemptionRefusal, Finding, GrantUse, LimitRange, LimitRangeDefault, Mode, PodSpecView, RuleId,
 };
-use crate::object::TextMap;
+use crate::text::TextMap;
 
 /// What the object cannot claim about itself: who asks, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
