@@ -28,19 +28,22 @@ func down(dir string) error {
 			return err
 		}
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "etcd-data"))
-	if err == nil {
-		if path := strings.TrimSpace(string(data)); strings.Contains(filepath.Base(path), "deployguard-e2e-etcd-") {
+	data, err := os.ReadFile(filepath.Join(dir, etcdDataFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, path := range strings.Fields(string(data)) {
+		// Only what up made: a data directory named by the harness.
+		if strings.HasPrefix(filepath.Base(path), "deployguard-e2e-etcd-") {
 			if err := os.RemoveAll(path); err != nil {
 				return err
 			}
 		}
-		return os.Remove(filepath.Join(dir, "etcd-data"))
 	}
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
+	return os.Remove(filepath.Join(dir, etcdDataFile))
 }
 
 func stop(p started) {

@@ -18,6 +18,9 @@ import (
 // written as soon as the process starts so that down can stop a partial up.
 const pidsFile = "pids"
 
+// etcdDataFile lists the etcd data directories up made (one per start attempt), for down.
+const etcdDataFile = "etcd-data"
+
 // start runs a component in a process group of its own (so down can stop it with
 // whatever it forked), its output appended to DIR/logs/NAME.log.
 func start(dir, name, binary string, args []string) (*exec.Cmd, error) {

@@ -14,8 +14,8 @@ import (
 const bindAttempts = 5
 
 type layout struct {
-	dir, bin, pki, etcdData string
-	etcdURL, apiURL         string
+	dir, bin, pki   string
+	etcdURL, apiURL string
 }
 
 func up(dir, bin string) error {
@@ -103,15 +103,16 @@ func (l *layout) startEtcd() error {
 	if info, err := os.Stat(parent); err != nil || !info.IsDir() {
 		parent = l.dir
 	}
-	data, err := os.MkdirTemp(parent, "deployguard-e2e-etcd-")
-	if err != nil {
-		return err
-	}
-	l.etcdData = data
-	if err := os.WriteFile(filepath.Join(l.dir, "etcd-data"), []byte(data+"\n"), 0o644); err != nil {
-		return err
-	}
 	return withPorts(2, func(ports []int) error {
+		// A fresh data directory per attempt: one that an etcd on other ports started
+		// would hold that member's peer URLs.
+		data, err := os.MkdirTemp(parent, "deployguard-e2e-etcd-")
+		if err != nil {
+			return err
+		}
+		if err := appendLine(filepath.Join(l.dir, etcdDataFile), data); err != nil {
+			return err
+		}
 		client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 		cmd, err := start(l.dir, "etcd", filepath.Join(l.bin, "etcd"), []string{
@@ -129,6 +130,17 @@ func (l *layout) startEtcd() error {
 			return httpReady(client+"/health", nil)
 		})
 	})
+}
+
+// appendLine adds a line to a file of the run's directory.
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = fmt.Fprintln(f, line)
+	return err
 }
 
 func (l *layout) startAPIServer() error {
