@@ -13,7 +13,6 @@ WORK="$(mktemp -d)"
 SERVER_PID=""
 cleanup() { [ -z "$SERVER_PID" ] || kill "$SERVER_PID" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-PORT=18643; METRICS_PORT=19643
 
 bash "$SHARED/tools/webhook-client/build.sh" "$WORK/webhook-client"
 # shellcheck source=bench/certs.sh
@@ -48,11 +47,18 @@ for directory in sys.argv[3:]:
 print(f"{kept} AdmissionReviews")
 PY
 
-READY=$(python3 "$ROOT/bench/start_to_ready.py" --ca "$WORK/ca.crt" --port "$PORT" --log "$WORK/server.log" -- \
-  "$BIN" serve --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
-  --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" --drain-delay 0 --log-format json) ||
-  { cat "$WORK/server.log"; exit 1; }
-read -r SERVER_PID _ <<< "$READY"
+# Port 0: the kernel picks free ports, and the log's ready line says which.
+"$BIN" serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+  --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" --drain-delay 0 --log-format json \
+  >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 100); do
+  grep -q '"deployguard ready"' "$WORK/server.log" && break
+  sleep 0.1
+done
+PORT=$(grep '"deployguard ready"' "$WORK/server.log" | grep -o '"listen":"[^"]*"' | head -n 1 | cut -d'"' -f4)
+PORT="${PORT##*:}"
+[ -n "$PORT" ] || { cat "$WORK/server.log"; echo "webhook-client: the server did not start"; exit 1; }
 
 for endpoint in validate mutate; do
   flags=(); [ "$endpoint" = mutate ] && flags=(-mutating)
