@@ -7,6 +7,7 @@ use thiserror::Error;
 use deployguard_engine::evaluate::DEFAULT_NAMESPACE;
 use deployguard_engine::evaluate::{Evaluation, Scene};
 use deployguard_engine::object::Object;
+use deployguard_engine::policy::limitrange::NO_LIMIT_RANGES;
 use deployguard_engine::policy::podspec::without_position;
 use deployguard_engine::policy::{
     Finding, Judgement, LimitRange, LimitRangeDefault, LimitRanges, Policy, RequestContext, Subject,
@@ -25,8 +26,6 @@ pub struct Scope<'a> {
     /// Who applies the documents (`--as`), and on which date (`--at`).
     pub context: RequestContext<'a>,
 }
-
-static NO_LIMIT_RANGES: LimitRanges = LimitRanges::new();
 
 impl Scope<'static> {
     /// No LimitRanges, no user, no date; documents without a namespace go to `default`.

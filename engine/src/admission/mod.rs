@@ -8,6 +8,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::evaluate::{DEFAULT_NAMESPACE, Evaluation, Scene};
+use crate::policy::limitrange::NO_LIMIT_RANGES;
 use crate::policy::{
     Finding, GrantUse, LimitRanges, Policy, RequestContext, RuleId, UntrustedOwner,
 };
@@ -101,8 +102,6 @@ pub struct Cluster<'a> {
     /// Today's date (UTC): grants expire by it.
     pub today: jiff::civil::Date,
 }
-
-static NO_LIMIT_RANGES: LimitRanges = LimitRanges::new();
 
 impl Cluster<'static> {
     /// A cluster without LimitRanges (as `deployguard review` sees it), on `today`.

@@ -10,9 +10,6 @@ use crate::policy::{LimitRanges, Policy};
 use crate::server::limit_ranges::LimitRangeView;
 use crate::server::metrics::Metrics;
 
-/// What requests judge with under `--limit-ranges off`.
-pub static NO_LIMIT_RANGES: LimitRanges = LimitRanges::new();
-
 #[derive(Debug)]
 pub(crate) struct App {
     /// Swapped whole by the reloader; a request judges with the policy it loaded first.

@@ -14,7 +14,8 @@ use axum::routing::{MethodRouter, get, post};
 use tracing::info;
 
 use crate::admission::{Cluster, Endpoint, ReviewSummary, review};
-use crate::server::http::app::{App, NO_LIMIT_RANGES};
+use crate::policy::limitrange::NO_LIMIT_RANGES;
+use crate::server::http::app::App;
 use crate::server::http::body::{BodyError, read_limited};
 use crate::server::http::middleware::{self, Limits};
 use crate::server::http::refusal::{drain_small_body, reject, route_label};
