@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::cluster_env::{cluster, eventually, helm};
 use super::namespaces::{Namespace, SCOPE_LABEL};
+use super::openmetrics::{Metrics, parse_openmetrics};
 
 /// The chart in the repository.
 pub fn chart() -> PathBuf {
@@ -299,34 +300,24 @@ impl Server {
 
     /// The sum of a metric's samples whose labels contain every `labels` pair.
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.series(name)
-            .into_iter()
-            .filter(|(series, _)| {
-                labels
-                    .iter()
-                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
-            })
-            .map(|(_, value)| value)
-            .sum()
+        self.scrape().value(name, labels)
     }
 
-    /// A metric's samples: the label part (`a="b",…`, or empty) and the value.
-    pub fn series(&self, name: &str) -> Vec<(String, f64)> {
+    /// One scrape of the metrics port, read by the integration tests' strict
+    /// OpenMetrics reader (plain HTTP/1.0: the answer ends when the connection closes).
+    pub fn scrape(&self) -> Metrics {
         let mut stream = TcpStream::connect(&self.metrics).expect("connect to the metrics port");
         stream
             .write_all(b"GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n")
             .expect("request metrics");
-        let mut text = String::new();
-        stream.read_to_string(&mut text).expect("read metrics");
-        text.lines()
-            .filter(|line| !line.starts_with('#'))
-            .filter_map(|line| line.rsplit_once(' '))
-            .filter_map(|(series, value)| {
-                let (metric, labels) = series.split_once('{').unwrap_or((series, ""));
-                let value = value.parse::<f64>().unwrap_or(f64::NAN);
-                (metric == name).then(|| (labels.to_string(), value))
-            })
-            .collect()
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read metrics");
+        let (_, text) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        let samples = parse_openmetrics(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        Metrics {
+            text: text.to_string(),
+            samples,
+        }
     }
 }
 

@@ -9,6 +9,10 @@
 mod cluster_env;
 mod deployguard;
 mod namespaces;
+// The integration tests' OpenMetrics reader; its async scrape is theirs alone.
+#[path = "../common/openmetrics.rs"]
+#[allow(dead_code)]
+mod openmetrics;
 #[path = "../common/pki.rs"]
 #[allow(dead_code)]
 mod pki;
@@ -17,6 +21,9 @@ mod second_webhook;
 mod tls_server;
 #[path = "../common/volume.rs"]
 mod volume;
+#[path = "../common/wait.rs"]
+#[allow(dead_code)]
+mod wait;
 
 mod audit;
 mod install;

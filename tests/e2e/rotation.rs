@@ -21,10 +21,11 @@ const HANDSHAKES: &str = "deployguard_tls_handshakes_total";
 /// The serials that completed at least one handshake.
 fn serials(server: &Server) -> Vec<String> {
     server
-        .series(HANDSHAKES)
+        .scrape()
+        .samples
         .into_iter()
-        .filter(|(_, value)| *value >= 1.0)
-        .map(|(labels, _)| labels)
+        .filter(|(name, _, value)| name == HANDSHAKES && *value >= 1.0)
+        .filter_map(|(_, mut labels, _)| labels.remove("serial"))
         .collect()
 }
 
